@@ -1,0 +1,1 @@
+"""Payload bytes to normalised readings: pure decoders, one file per meter in ``devices/``."""

@@ -1,0 +1,339 @@
+"""Core types of the decoder layer: uplinks, readings, the closed field vocabulary, decoders.
+
+Pure: standard library only. Every decoder module in ``decoders/devices`` builds on these.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Union
+
+__all__ = [
+    "MEDIA",
+    "UNITS",
+    "VOCABULARY",
+    "DecodeError",
+    "Decoder",
+    "Example",
+    "Field",
+    "Kind",
+    "Output",
+    "Reading",
+    "Uplink",
+    "Value",
+    "Values",
+    "pulse_values",
+    "readings_to_json",
+    "unpack",
+]
+
+Value = Union[float, int, bool, str]
+Values = dict[str, Value]
+
+# The media a device measures; each is one measurement in the store.
+MEDIA = ("electricity", "water", "heat", "gas")
+
+
+class DecodeError(ValueError):
+    """A payload the decoder cannot turn into readings; says where and what was expected."""
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        self.offset = offset
+        super().__init__(message if offset is None else f"{message} (at byte {offset})")
+
+
+class Kind(enum.Enum):
+    """How a field behaves over time (Home Assistant: TOTAL_INCREASING / MEASUREMENT)."""
+
+    COUNTER = "counter"  # cumulative register; metering/ differentiates it into consumption
+    GAUGE = "gauge"  # instantaneous value
+    STATE = "state"  # flag, status word or identifier
+
+
+# Unit suffix -> unit symbol. A field name ends in one of these, or is unitless (a state).
+UNITS: dict[str, str] = {
+    "kwh": "kWh",
+    "kvarh": "kvarh",
+    "w": "W",
+    "var": "var",
+    "v": "V",
+    "a": "A",
+    "hz": "Hz",
+    "m3": "m³",
+    "m3h": "m³/h",
+    "l": "L",
+    "c": "°C",
+    "k": "K",
+    "pct": "%",
+    "dbm": "dBm",
+    "db": "dB",
+    "s": "s",
+    "h": "h",
+    "d": "d",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One entry of the closed vocabulary: name, kind, value type and physical range."""
+
+    name: str
+    kind: Kind
+    type: type = float
+    low: float = -math.inf
+    high: float = math.inf
+    description: str = ""
+
+    @property
+    def unit(self) -> str | None:
+        """The unit symbol the name's suffix stands for, or None for a unitless state."""
+        suffix = self.name.rsplit("_", 1)[-1]
+        return UNITS.get(suffix) if "_" in self.name else None
+
+
+_C, _G, _S = Kind.COUNTER, Kind.GAUGE, Kind.STATE
+_ENERGY_MAX = 1e10  # kWh: 10 TWh, beyond any single meter's register
+_VOLUME_MAX = 1e9  # m³
+
+# The closed vocabulary. A decoder may only emit these names; adding a quantity means adding it
+# here, with its kind and the range a real meter can report (values outside are rejected).
+_FIELDS = (
+    # electricity
+    Field("energy_import_kwh", _C, float, 0, _ENERGY_MAX, "active energy drawn from the grid (A+)"),
+    Field("energy_export_kwh", _C, float, 0, _ENERGY_MAX, "active energy fed into the grid (A-)"),
+    Field("energy_import_t1_kwh", _C, float, 0, _ENERGY_MAX, "A+ in tariff 1"),
+    Field("energy_import_t2_kwh", _C, float, 0, _ENERGY_MAX, "A+ in tariff 2"),
+    Field("energy_export_t1_kwh", _C, float, 0, _ENERGY_MAX, "A- in tariff 1"),
+    Field("energy_export_t2_kwh", _C, float, 0, _ENERGY_MAX, "A- in tariff 2"),
+    Field("energy_reactive_import_kvarh", _C, float, 0, _ENERGY_MAX, "reactive energy R+"),
+    Field("energy_reactive_export_kvarh", _C, float, 0, _ENERGY_MAX, "reactive energy R-"),
+    Field("power_w", _G, float, -1e8, 1e8, "active power (negative: export)"),
+    Field("power_l1_w", _G, float, -1e8, 1e8, "active power, phase L1"),
+    Field("power_l2_w", _G, float, -1e8, 1e8, "active power, phase L2"),
+    Field("power_l3_w", _G, float, -1e8, 1e8, "active power, phase L3"),
+    Field("power_reactive_var", _G, float, -1e8, 1e8, "reactive power"),
+    Field("voltage_l1_v", _G, float, 0, 1e6, "voltage L1-N"),
+    Field("voltage_l2_v", _G, float, 0, 1e6, "voltage L2-N"),
+    Field("voltage_l3_v", _G, float, 0, 1e6, "voltage L3-N"),
+    Field("current_l1_a", _G, float, -1e5, 1e5, "current L1"),
+    Field("current_l2_a", _G, float, -1e5, 1e5, "current L2"),
+    Field("current_l3_a", _G, float, -1e5, 1e5, "current L3"),
+    Field("frequency_hz", _G, float, 0, 1000, "grid frequency"),
+    # heat and cooling
+    Field("energy_heat_kwh", _C, float, 0, _ENERGY_MAX, "heat energy delivered"),
+    Field("energy_cooling_kwh", _C, float, 0, _ENERGY_MAX, "cooling energy delivered"),
+    Field("flow_temp_c", _G, float, -50, 250, "flow (supply) temperature"),
+    Field("return_temp_c", _G, float, -50, 250, "return temperature"),
+    Field("temp_diff_k", _G, float, -300, 300, "flow minus return temperature"),
+    # water, gas, and the volume registers of heat meters
+    Field("volume_m3", _C, float, 0, _VOLUME_MAX, "volume register (forward)"),
+    Field("volume_reverse_m3", _C, float, 0, _VOLUME_MAX, "volume that flowed backwards"),
+    Field("flow_m3h", _G, float, -1e6, 1e6, "volume flow (negative: backwards)"),
+    Field("flow_max_m3h", _G, float, -1e6, 1e6, "highest flow in the reporting period"),
+    Field("flow_min_m3h", _G, float, -1e6, 1e6, "lowest flow in the reporting period"),
+    # pulse inputs, before the device registry's factor turns them into a medium's register
+    Field("pulse_count", _C, int, 0, 2**64, "pulses counted on input 1"),
+    Field("pulse_count_2", _C, int, 0, 2**64, "pulses counted on input 2"),
+    # ambient and device
+    Field("temperature_c", _G, float, -60, 150, "ambient or medium temperature"),
+    Field("battery_pct", _G, float, 0, 100, "battery level"),
+    Field("battery_v", _G, float, 0, 50, "battery voltage"),
+    Field("battery_life_d", _G, float, 0, 1e5, "remaining battery life"),
+    Field("operating_time_h", _C, float, 0, 1e7, "meter operating hours"),
+    Field("error_time_h", _C, float, 0, 1e7, "hours the meter spent in an error state"),
+    # states: the common alarm set every decoder maps its device's flags onto
+    Field("alarm_leak", _S, bool, description="continuous flow / leak detected"),
+    Field("alarm_burst", _S, bool, description="burst pipe: flow far above nominal"),
+    Field("alarm_backflow", _S, bool, description="water flowing backwards"),
+    Field("alarm_tamper", _S, bool, description="magnetic or mechanical tampering, removal"),
+    Field("alarm_dry", _S, bool, description="meter runs dry (air in the pipe)"),
+    Field("alarm_low_battery", _S, bool, description="battery low"),
+    Field("alarm_meter_error", _S, bool, description="the meter reports an internal error"),
+    Field("error_flags", _S, int, 0, 2**64, "the meter's own status/error word (M-Bus FD 17)"),
+    Field("valve_open", _S, bool, description="valve state"),
+    Field("meter_serial", _S, str, description="meter serial / fabrication number"),
+    # radio link, written by ingest (not by decoders) into the `radio` measurement
+    Field("rssi_dbm", _G, float, -200, 50, "best gateway RSSI"),
+    Field("snr_db", _G, float, -50, 50, "best gateway SNR"),
+    Field("spreading_factor", _G, int, 5, 12, "LoRa spreading factor"),
+    Field("gateway_count", _G, int, 0, 1000, "gateways that received the frame"),
+    Field("f_cnt", _S, int, 0, 2**32, "LoRaWAN uplink frame counter"),
+    Field("channel_frequency_hz", _G, float, 0, 1e10, "uplink radio frequency"),
+    Field("airtime_s", _G, float, 0, 60, "air time consumed by the frame"),
+)
+
+VOCABULARY: dict[str, Field] = {f.name: f for f in _FIELDS}
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """What a decoder sees of one uplink: port, payload bytes and the device's parameters.
+
+    ``received_at`` is the network server's receive time (for payloads that carry relative
+    times); ``params`` come from the device registry (pulse factor, AES key, ...).
+    """
+
+    f_port: int
+    payload: bytes
+    received_at: datetime | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    meter_tz: tzinfo = UTC  # the zone a meter's own clock runs in (registry: meter_timezone)
+
+    def meter_time(self, local: datetime) -> datetime:
+        """A meter's zone-less clock reading as an aware UTC time."""
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=self.meter_tz)
+        return local.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Values measured at one instant; ``time`` None means the uplink's receive time."""
+
+    values: Values
+    time: datetime | None = None
+
+
+Output = Union[Values, Sequence[Reading]]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A payload and what it must decode to (``expect``) or the error it must raise."""
+
+    title: str
+    f_port: int
+    hex: str
+    expect: Values | list[dict[str, Any]] | None = None
+    error: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    received_at: str | None = None
+
+    @property
+    def payload(self) -> bytes:
+        return bytes.fromhex(self.hex.replace(" ", ""))
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A device decoder: the pure ``decode`` function plus what it emits and its examples."""
+
+    vendor: str
+    model: str
+    decode: Callable[[Uplink], Output]
+    fields: tuple[str, ...]
+    examples: tuple[Example, ...]
+    medium: str | None = None  # None: the device registry says (pulse counters)
+    lorawan_ids: tuple[str, ...] = ()  # TTS Device Repository "brand_id/model_id"
+    description: str = ""
+    id: str = ""  # set by the registry from the module name
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.fields if name not in VOCABULARY]
+        if unknown:
+            raise ValueError(f"{self.vendor} {self.model}: fields not in the vocabulary: {unknown}")
+        if self.medium is not None and self.medium not in MEDIA:
+            raise ValueError(f"{self.vendor} {self.model}: unknown medium {self.medium!r}")
+
+    def readings(self, uplink: Uplink) -> list[Reading]:
+        """Decode and check: declared fields only, right types, finite and in physical range."""
+        try:
+            output = self.decode(uplink)
+        except DecodeError:
+            raise
+        except (struct.error, IndexError, KeyError, ValueError, ZeroDivisionError) as exc:
+            raise DecodeError(f"malformed payload: {type(exc).__name__}: {exc}") from exc
+        readings = [Reading(output)] if isinstance(output, dict) else list(output)
+        for reading in readings:
+            self._check(reading.values)
+        return readings
+
+    def _check(self, values: Values) -> None:
+        for name, value in values.items():
+            if name not in self.fields:
+                raise DecodeError(f"decoder emitted undeclared field {name!r}")
+            spec = VOCABULARY[name]
+            if spec.type is bool:
+                if not isinstance(value, bool):
+                    raise DecodeError(f"{name} must be true/false, got {value!r}")
+                continue
+            if spec.type is str:
+                if not isinstance(value, str):
+                    raise DecodeError(f"{name} must be text, got {value!r}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise DecodeError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise DecodeError(f"{name} is not a finite number ({value})")
+            if not spec.low <= value <= spec.high:
+                raise DecodeError(
+                    f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
+                )
+
+
+def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:
+    """Readings as JSON-ready dicts: ``time`` (RFC 3339 or None) plus the values."""
+    return [
+        {
+            "time": None
+            if r.time is None
+            else r.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            **r.values,
+        }
+        for r in readings
+    ]
+
+
+def unpack(fmt: str, payload: bytes, offset: int = 0) -> tuple[Any, ...]:
+    """``struct.unpack_from`` that raises DecodeError naming the length needed."""
+    need = struct.calcsize(fmt)
+    if len(payload) < offset + need:
+        raise DecodeError(
+            f"payload length {len(payload)} bytes, need {offset + need}", offset=len(payload)
+        )
+    return struct.unpack_from(fmt, payload, offset)
+
+
+_PULSE_TARGETS = {
+    # medium -> (field, base unit the factor is expressed in -> register unit divisor)
+    "water": ("volume_m3", {"l": 1000.0, "m3": 1.0}),
+    "gas": ("volume_m3", {"l": 1000.0, "m3": 1.0}),
+    "heat": ("energy_heat_kwh", {"wh": 1000.0, "kwh": 1.0}),
+    "electricity": ("energy_import_kwh", {"wh": 1000.0, "kwh": 1.0}),
+}
+
+
+def pulse_values(count: int, params: Mapping[str, Any]) -> Values:
+    """Turn a pulse count into the medium's register with the registry's factor and offset.
+
+    ``params``: ``medium``, ``pulse_factor`` (units per pulse), ``pulse_unit`` (l, m3, wh, kwh)
+    and ``pulse_offset`` (the register's reading at pulse count 0, in register units).
+    """
+    medium = params.get("medium")
+    if medium not in _PULSE_TARGETS:
+        raise DecodeError(f"device registry gives no pulse medium (got {medium!r})")
+    target, units = _PULSE_TARGETS[str(medium)]
+    unit = str(params.get("pulse_unit", "l" if target == "volume_m3" else "wh")).lower()
+    if unit not in units:
+        raise DecodeError(f"pulse_unit {unit!r} does not fit medium {medium}: use {sorted(units)}")
+    factor = params.get("pulse_factor")
+    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
+        raise DecodeError(f"device registry gives no positive pulse_factor (got {factor!r})")
+    offset = params.get("pulse_offset", 0)
+    if not isinstance(offset, int | float) or isinstance(offset, bool):
+        raise DecodeError(f"pulse_offset must be a number (got {offset!r})")
+    register = round(offset + count * factor / units[unit], 9)
+    return {"pulse_count": count, target: register}
+
+
+def is_field_name(name: str) -> bool:
+    """Whether a name has the vocabulary's shape (lowercase words joined by underscores)."""
+    return bool(_NAME.match(name))

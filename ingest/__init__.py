@@ -1,0 +1,1 @@
+"""Network server to store: envelopes, MQTT, the pipeline, replay and the demo fleet."""

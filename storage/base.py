@@ -1,0 +1,123 @@
+"""The one store interface every backend implements, and the shapes its queries return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from decoders.core import Value
+from storage.schema import DeadLetter, RawUplink, UplinkRecord
+
+__all__ = [
+    "DeviceSummary",
+    "ReadingRow",
+    "Store",
+    "StoreError",
+    "StoreHealth",
+    "WriteResult",
+]
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a batch write did: uplinks stored new, and those already there (duplicates)."""
+
+    written: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class DeviceSummary:
+    """A device as the store has seen it."""
+
+    device: str
+    dev_eui: str
+    decoder: str
+    medium: str
+    meter: str
+    first_seen: datetime
+    last_seen: datetime
+    uplinks: int
+    last_f_cnt: int
+    last_reading: Mapping[str, Value] = field(default_factory=dict)
+    last_reading_at: datetime | None = None
+    battery_pct: float | None = None
+    battery_v: float | None = None
+    rssi_dbm: float | None = None
+    snr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class ReadingRow:
+    """The values of one device's measurement at one instant."""
+
+    time: datetime
+    measurement: str
+    values: Mapping[str, Value]
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """Whether the store can take writes, and the durable counts behind /health."""
+
+    ok: bool
+    backend: str
+    detail: str
+    uplinks: int
+    dead_letters: Mapping[str, int]
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Readings, radio metadata, raw uplinks and dead letters; SQLite or InfluxDB behind it."""
+
+    def write_uplinks(self, records: Sequence[UplinkRecord]) -> WriteResult:
+        """Store accepted uplinks and their points; an uplink already stored is a duplicate."""
+        ...
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep messages that did not become readings, with their raw bytes."""
+        ...
+
+    def devices(self) -> list[DeviceSummary]:
+        """Every device seen, with its last reading and link quality."""
+        ...
+
+    def device(self, device: str) -> DeviceSummary | None:
+        """One device, or None if it was never seen."""
+        ...
+
+    def readings(
+        self,
+        device: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[ReadingRow]:
+        """A device's readings in [start, end), oldest first; only ``fields`` if given."""
+        ...
+
+    def raw_uplinks(
+        self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
+    ) -> list[RawUplink]:
+        """Stored raw uplinks, oldest first, for re-decoding."""
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters, newest first."""
+        ...
+
+    def health(self) -> StoreHealth:
+        """Can the store take writes, and what does it hold."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release everything."""
+        ...

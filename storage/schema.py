@@ -1,0 +1,162 @@
+"""The storage schema, identical in every backend: what one uplink becomes (pure, no I/O).
+
+Measurements:
+- one per medium (``electricity``, ``water``, ``heat``, ``gas``): the decoder's vocabulary fields,
+  tags ``device``, ``meter``, ``decoder`` and the registry's site tags;
+- ``radio``: link quality of each uplink (RSSI, SNR, spreading factor, gateways, frame counter),
+  tag ``device``;
+- raw uplinks (port, counter, payload) so a fixed or new decoder can re-decode history;
+- dead letters: every message that could not become readings, with its raw bytes and reason.
+
+A point is identified by measurement + device + time (+ field): writing the same uplink twice
+writes the same points, so redeliveries and replays never duplicate data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from decoders.core import MEDIA, Reading, Value
+
+__all__ = [
+    "MEASUREMENTS",
+    "RADIO",
+    "DeadLetter",
+    "Point",
+    "RawUplink",
+    "UplinkRecord",
+    "reading_points",
+    "to_ns",
+    "from_ns",
+]
+
+RADIO = "radio"
+MEASUREMENTS = (*MEDIA, RADIO)
+
+# Tags every reading point carries; the registry's site tags are added to these.
+BASE_TAGS = ("device", "meter", "decoder")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One time-series point: measurement, tags, fields and its time (UTC)."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, Value]
+    time: datetime
+
+    @property
+    def device(self) -> str:
+        return self.tags["device"]
+
+
+@dataclass(frozen=True)
+class RawUplink:
+    """The uplink as received, minus the radio noise: enough to decode it again later."""
+
+    device: str
+    dev_eui: str
+    network: str  # "tts" | "chirpstack"
+    dedup_key: str
+    received_at: datetime
+    f_port: int
+    f_cnt: int
+    payload: bytes
+    decoder: str
+    medium: str
+    meter: str = ""
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class UplinkRecord:
+    """An accepted uplink: its raw form and the points decoded from it."""
+
+    raw: RawUplink
+    points: Sequence[Point]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that did not become readings; kept whole so it can be replayed."""
+
+    received_at: datetime  # local clock: the message may carry no trustworthy time
+    topic: str
+    reason: str  # a short code: not_json, bad_envelope, bad_base64, unknown_device, ...
+    detail: str
+    raw: bytes
+    device: str = ""
+
+
+def reading_points(
+    readings: Sequence[Reading],
+    *,
+    medium: str,
+    received_at: datetime,
+    tags: Mapping[str, str],
+) -> list[Point]:
+    """Turn decoded readings into points of the medium's measurement.
+
+    A reading without its own time is placed at the network server's receive time, never at
+    the local clock, so a redelivered uplink produces the very same points.
+    """
+    if medium not in MEDIA:
+        raise ValueError(f"unknown medium {medium!r}")
+    points = []
+    for reading in readings:
+        if not reading.values:
+            continue
+        time = reading.time if reading.time is not None else received_at
+        points.append(Point(medium, dict(tags), dict(reading.values), as_utc(time)))
+    return points
+
+
+@dataclass(frozen=True)
+class RadioInfo:
+    """Link quality of one uplink, as the network server reports it."""
+
+    rssi_dbm: float | None = None
+    snr_db: float | None = None
+    spreading_factor: int | None = None
+    gateway_count: int = 0
+    channel_frequency_hz: float | None = None
+    airtime_s: float | None = None
+    extra: Mapping[str, Value] = field(default_factory=dict)
+
+    def fields(self, f_cnt: int) -> dict[str, Value]:
+        out: dict[str, Value] = {"f_cnt": f_cnt, "gateway_count": self.gateway_count}
+        for name in ("rssi_dbm", "snr_db", "spreading_factor", "channel_frequency_hz", "airtime_s"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def radio_point(device: str, received_at: datetime, f_cnt: int, radio: RadioInfo) -> Point:
+    """The ``radio`` point of one uplink."""
+    return Point(RADIO, {"device": device}, radio.fields(f_cnt), as_utc(received_at))
+
+
+def as_utc(time: datetime) -> datetime:
+    """The same instant in UTC; naive times are taken as UTC."""
+    if time.tzinfo is None:
+        return time.replace(tzinfo=UTC)
+    return time.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ns(time: datetime) -> int:
+    """Nanoseconds since the epoch (exact: no float rounding)."""
+    delta = as_utc(time) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def from_ns(ns: int) -> datetime:
+    """The UTC datetime of nanoseconds since the epoch (microsecond resolution)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1_000)

@@ -1,0 +1,367 @@
+"""The embedded SQLite store: one file, WAL mode, the default when nothing else is set up."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from decoders.core import MEDIA, VOCABULARY, Value
+from storage.base import DeviceSummary, ReadingRow, StoreError, StoreHealth, WriteResult
+from storage.schema import RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS points (
+    device TEXT NOT NULL,
+    measurement TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    value,
+    tags TEXT NOT NULL,
+    PRIMARY KEY (device, measurement, time_ns, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS raw_uplinks (
+    dedup_key TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    dev_eui TEXT NOT NULL,
+    network TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    f_port INTEGER NOT NULL,
+    f_cnt INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    decoder TEXT NOT NULL,
+    medium TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    simulated INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS raw_uplinks_device_time ON raw_uplinks (device, received_ns);
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    dev_eui TEXT NOT NULL,
+    decoder TEXT NOT NULL,
+    medium TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    uplinks INTEGER NOT NULL,
+    last_f_cnt INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ns INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    device TEXT NOT NULL
+);
+"""
+
+
+class SQLiteStore:
+    """Readings in one SQLite file; safe to share between the ingest and API threads."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        with self._write_lock:
+            self._db().executescript(_SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite file {self.path}: {exc}") from exc
+            self._local.db = db
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            db = self._db()
+            try:
+                with db:
+                    yield db
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite write to {self.path} failed: {exc}") from exc
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_uplinks(self, records: Sequence[UplinkRecord]) -> WriteResult:
+        written = duplicates = 0
+        with self._transaction() as db:
+            for record in records:
+                raw = record.raw
+                received_ns = to_ns(raw.received_at)
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO raw_uplinks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        raw.dedup_key,
+                        raw.device,
+                        raw.dev_eui,
+                        raw.network,
+                        received_ns,
+                        raw.f_port,
+                        raw.f_cnt,
+                        raw.payload,
+                        raw.decoder,
+                        raw.medium,
+                        raw.meter,
+                        int(raw.simulated),
+                    ),
+                )
+                if cursor.rowcount == 0:
+                    duplicates += 1
+                    continue
+                written += 1
+                if raw.simulated:
+                    continue
+                db.executemany(
+                    "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)",
+                    [
+                        (
+                            point.device,
+                            point.measurement,
+                            to_ns(point.time),
+                            name,
+                            value,
+                            json.dumps(dict(point.tags), sort_keys=True),
+                        )
+                        for point in record.points
+                        for name, value in point.fields.items()
+                    ],
+                )
+                db.execute(
+                    """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
+                    ON CONFLICT (device) DO UPDATE SET
+                        dev_eui=excluded.dev_eui, decoder=excluded.decoder,
+                        medium=excluded.medium, meter=excluded.meter,
+                        first_ns=min(first_ns, excluded.first_ns),
+                        last_f_cnt=CASE WHEN excluded.last_ns >= last_ns
+                            THEN excluded.last_f_cnt ELSE last_f_cnt END,
+                        last_ns=max(last_ns, excluded.last_ns),
+                        uplinks=uplinks + 1""",
+                    (
+                        raw.device,
+                        raw.dev_eui,
+                        raw.decoder,
+                        raw.medium,
+                        raw.meter,
+                        received_ns,
+                        received_ns,
+                        raw.f_cnt,
+                    ),
+                )
+        return WriteResult(written=written, duplicates=duplicates)
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO dead_letters (received_ns, topic, reason, detail, raw, device)"
+                " VALUES (?,?,?,?,?,?)",
+                [
+                    (to_ns(d.received_at), d.topic, d.reason, d.detail, d.raw, d.device)
+                    for d in letters
+                ],
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        try:
+            return self._db().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite query on {self.path} failed: {exc}") from exc
+
+    def devices(self) -> list[DeviceSummary]:
+        rows = self._query("SELECT * FROM devices ORDER BY device")
+        return [self._summary(row) for row in rows]
+
+    def device(self, device: str) -> DeviceSummary | None:
+        rows = self._query("SELECT * FROM devices WHERE device = ?", (device,))
+        return self._summary(rows[0]) if rows else None
+
+    def _summary(self, row: tuple[object, ...]) -> DeviceSummary:
+        device, dev_eui, decoder, medium, meter, first_ns, last_ns, uplinks, last_f_cnt = row
+        assert isinstance(device, str) and isinstance(medium, str)
+        last = self._latest(device, medium)
+        last_at = from_ns(last[0]) if last else None
+        last_values = last[1] if last else {}
+        radio = self._latest(device, RADIO)
+        radio_values = radio[1] if radio else {}
+        battery = self._last_value(device, medium, "battery_pct")
+        battery_v = self._last_value(device, medium, "battery_v")
+        return DeviceSummary(
+            device=device,
+            dev_eui=str(dev_eui),
+            decoder=str(decoder),
+            medium=medium,
+            meter=str(meter),
+            first_seen=from_ns(int(str(first_ns))),
+            last_seen=from_ns(int(str(last_ns))),
+            uplinks=int(str(uplinks)),
+            last_f_cnt=int(str(last_f_cnt)),
+            last_reading=last_values,
+            last_reading_at=last_at,
+            battery_pct=battery,
+            battery_v=battery_v,
+            rssi_dbm=_float(radio_values.get("rssi_dbm")),
+            snr_db=_float(radio_values.get("snr_db")),
+        )
+
+    def _latest(self, device: str, measurement: str) -> tuple[int, dict[str, Value]] | None:
+        rows = self._query(
+            """SELECT time_ns, field, value FROM points WHERE device = ? AND measurement = ?
+            AND time_ns = (SELECT max(time_ns) FROM points WHERE device = ? AND measurement = ?)""",
+            (device, measurement, device, measurement),
+        )
+        if not rows:
+            return None
+        return int(str(rows[0][0])), {str(f): _typed(str(f), v) for _, f, v in rows}
+
+    def _last_value(self, device: str, measurement: str, field: str) -> float | None:
+        rows = self._query(
+            """SELECT value FROM points WHERE device = ? AND measurement = ? AND field = ?
+            ORDER BY time_ns DESC LIMIT 1""",
+            (device, measurement, field),
+        )
+        return _float(rows[0][0]) if rows else None
+
+    def readings(
+        self,
+        device: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[ReadingRow]:
+        field_filter = ""
+        args: list[object] = [device, *MEDIA, to_ns(start), to_ns(end)]
+        if fields:
+            field_filter = f" AND field IN ({','.join('?' * len(fields))})"
+            args.extend(fields)
+        media = ",".join("?" * len(MEDIA))
+        rows = self._query(
+            f"""SELECT time_ns, measurement, field, value FROM points
+            WHERE device = ? AND measurement IN ({media}) AND time_ns >= ? AND time_ns < ?
+            {field_filter} ORDER BY time_ns, measurement, field""",
+            args,
+        )
+        out: list[ReadingRow] = []
+        key: tuple[object, object] | None = None
+        for time_ns, measurement, name, value in rows:
+            if (time_ns, measurement) != key:
+                if len(out) == limit:
+                    break
+                key = (time_ns, measurement)
+                out.append(ReadingRow(from_ns(int(str(time_ns))), str(measurement), {}))
+            out[-1].values[str(name)] = _typed(str(name), value)  # type: ignore[index]
+        return out
+
+    def raw_uplinks(
+        self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
+    ) -> list[RawUplink]:
+        sql = "SELECT * FROM raw_uplinks WHERE 1=1"
+        args: list[object] = []
+        if device is not None:
+            sql += " AND device = ?"
+            args.append(device)
+        if start is not None:
+            sql += " AND received_ns >= ?"
+            args.append(to_ns(start))
+        sql += " ORDER BY received_ns LIMIT ?"
+        args.append(limit)
+        return [
+            RawUplink(
+                dedup_key=str(key),
+                device=str(dev),
+                dev_eui=str(eui),
+                network=str(net),
+                received_at=from_ns(int(str(ns))),
+                f_port=int(str(port)),
+                f_cnt=int(str(cnt)),
+                payload=bytes(payload),  # type: ignore[call-overload]
+                decoder=str(decoder),
+                medium=str(medium),
+                meter=str(meter),
+                simulated=bool(sim),
+            )
+            for key, dev, eui, net, ns, port, cnt, payload, decoder, medium, meter, sim in self._query(
+                sql, args
+            )
+        ]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = self._query(
+            "SELECT received_ns, topic, reason, detail, raw, device FROM dead_letters"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(
+                received_at=from_ns(int(str(ns))),
+                topic=str(topic),
+                reason=str(reason),
+                detail=str(detail),
+                raw=bytes(raw),  # type: ignore[call-overload]
+                device=str(device),
+            )
+            for ns, topic, reason, detail, raw, device in rows
+        ]
+
+    def health(self) -> StoreHealth:
+        try:
+            uplinks = self._query("SELECT count(*) FROM raw_uplinks")[0][0]
+            reasons = self._query("SELECT reason, count(*) FROM dead_letters GROUP BY reason")
+        except StoreError as exc:
+            return StoreHealth(False, self.backend, str(exc), 0, {})
+        return StoreHealth(
+            ok=True,
+            backend=self.backend,
+            detail=f"SQLite file {self.path}",
+            uplinks=int(str(uplinks)),
+            dead_letters={str(r): int(str(n)) for r, n in reasons},
+        )
+
+    def close(self) -> None:
+        with self._write_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+            self._local = threading.local()
+
+
+def _typed(name: str, value: object) -> Value:
+    """SQLite keeps bools as integers; give states declared bool their type back."""
+    spec = VOCABULARY.get(name)
+    if spec is not None and spec.type is bool:
+        return bool(value)
+    if isinstance(value, bytes | bytearray):
+        return value.decode()
+    assert isinstance(value, int | float | str)
+    return value
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

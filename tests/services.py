@@ -1,0 +1,81 @@
+"""Real services for tests: a mosquitto broker on a free port, started and stopped by fixtures."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Mosquitto", "free_port", "start_mosquitto", "wait_for_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
+    """Block until something accepts TCP connections on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def find_binary(name: str, hint: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError(f"{name} is not installed: {hint}")
+
+
+@dataclass
+class Mosquitto:
+    """A running mosquitto on 127.0.0.1."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    config: Path
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_mosquitto(workdir: Path, *, port: int | None = None, extra: str = "") -> Mosquitto:
+    """Start mosquitto with a temp config (anonymous access unless ``extra`` says otherwise)."""
+    binary = find_binary("mosquitto", "apt-get install mosquitto (make test does it as root)")
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"mosquitto-{port}.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        + ("allow_anonymous true\n" if "allow_anonymous" not in extra else "")
+        + "persistence false\nmax_inflight_messages 100\nmax_queued_messages 100000\n"
+        + extra
+    )
+    log = open(workdir / f"mosquitto-{port}.log", "wb")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        process.kill()
+        raise RuntimeError(f"mosquitto did not start; see {workdir}/mosquitto-{port}.log") from None
+    return Mosquitto(port, process, config)

@@ -29,7 +29,7 @@ TTS Device Repository codec (vendor/alpha-omega-technology/klax.js, klax-codec.y
 from datetime import timedelta
 
 from decoders.core import DecodeError, Decoder, Example, Output, Reading, Uplink, Values, unpack
-from decoders.sml import OBIS_FIELDS, obis_value, parse_obis
+from decoders.sml import OBIS_FIELDS, obis_field, obis_value, parse_obis
 
 _UNITS = (None, "Wh", "W", "V", "A", "Hz", "varh", "var", "VAh", "VA")
 _SKIP = {3: 10, 4: 10, 5: 18, 6: 34, 7: 1, 8: 4}  # payload id -> length, no register values
@@ -40,7 +40,8 @@ def _register(uplink: Uplink, filter_id: int, unit: int, value: float) -> tuple[
     symbol = _UNITS[unit] if unit < len(_UNITS) else None
     if filter_id >= len(codes) or symbol is None:
         return None
-    return obis_value(parse_obis(str(codes[filter_id])), value, symbol)
+    obis = parse_obis(str(codes[filter_id]))
+    return None if obis_field(obis) is None else obis_value(obis, value, symbol)
 
 
 def decode(uplink: Uplink) -> Output:

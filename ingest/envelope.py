@@ -162,7 +162,9 @@ def parse_envelope(message: bytes) -> ParsedUplink:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError("not_json", f"message is not JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise EnvelopeError("bad_envelope", f"expected a JSON object, got {type(document).__name__}")
+        raise EnvelopeError(
+            "bad_envelope", f"expected a JSON object, got {type(document).__name__}"
+        )
     try:
         if "uplink_message" in document or "end_device_ids" in document:
             return _from_tts(_TtsUp.model_validate(document))

@@ -67,7 +67,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
         with open(config, "rb") as handle:
             document = tomllib.load(handle)
         table = document.get("lorameter", document)
-        env = {k.removeprefix("LORAMETER_").lower() for k in os.environ if k.startswith("LORAMETER_")}
+        env = {
+            k.removeprefix("LORAMETER_").lower() for k in os.environ if k.startswith("LORAMETER_")
+        }
         values = {k: v for k, v in table.items() if k not in env}
     values.update(overrides)
     return Settings(**values)

@@ -1,0 +1,96 @@
+"""Response and request bodies of the HTTP API. Times are RFC 3339 (UTC)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from decoders.core import Value
+
+__all__ = [
+    "DecodeRequest",
+    "DecodeResponse",
+    "DecoderOut",
+    "DeviceOut",
+    "FieldOut",
+    "ReadingOut",
+    "ReadingsOut",
+]
+
+
+class ReadingOut(BaseModel):
+    time: datetime
+    measurement: str = Field(description="the medium: electricity, water, heat or gas")
+    values: dict[str, Value] = Field(description="field name (unit in the name) to value")
+
+
+class DeviceOut(BaseModel):
+    device: str
+    dev_eui: str
+    decoder: str
+    medium: str
+    meter: str
+    first_seen: datetime
+    last_seen: datetime
+    uplinks: int
+    last_f_cnt: int
+    last_reading: ReadingOut | None
+    battery_pct: float | None
+    battery_v: float | None
+    rssi_dbm: float | None
+    snr_db: float | None
+
+
+class FieldOut(BaseModel):
+    name: str
+    kind: str = Field(description="counter (cumulative register), gauge or state")
+    unit: str | None
+    description: str
+
+
+class ReadingsOut(BaseModel):
+    device: str
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    fields: list[FieldOut]
+    readings: list[ReadingOut]
+    truncated: bool = Field(
+        description="true when limit cut the list: ask again from the last time"
+    )
+
+
+class DecoderOut(BaseModel):
+    id: str
+    vendor: str
+    model: str
+    medium: str | None
+    lorawan_ids: list[str]
+    description: str
+    fields: list[FieldOut]
+    examples: int
+
+
+class DecodeRequest(BaseModel):
+    decoder: str = Field(description="decoder id, see GET /api/v1/decoders")
+    f_port: int = Field(ge=0, le=255)
+    payload_hex: str | None = Field(None, description="payload as hex (spaces allowed)")
+    payload_base64: str | None = Field(None, description="payload as base64 (as TTS sends it)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="device registry parameters (pulse factor, AES key)"
+    )
+    received_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> DecodeRequest:
+        if (self.payload_hex is None) == (self.payload_base64 is None):
+            raise ValueError("give exactly one of payload_hex and payload_base64")
+        return self
+
+
+class DecodeResponse(BaseModel):
+    decoder: str
+    readings: list[dict[str, Any]] = Field(
+        description="each: time (null = the uplink's receive time) and the values"
+    )

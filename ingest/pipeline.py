@@ -1,0 +1,151 @@
+"""One message in, readings or a dead letter out: parse → select decoder → decode → points.
+
+Pure: no I/O and no clock (the caller passes ``now`` for dead letters), so the same message
+always gives the same result and the same points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from decoders import registry
+from decoders.core import DecodeError, Decoder, Uplink
+from ingest.devices import DeviceEntry, DeviceRegistry
+from ingest.envelope import EnvelopeError, ParsedUplink, parse_envelope
+from storage.schema import DeadLetter, RawUplink, UplinkRecord, radio_point, reading_points
+
+__all__ = ["REASONS", "Accepted", "Pipeline", "Rejected"]
+
+# Every dead-letter reason, in the order /health lists them.
+REASONS = (
+    "too_large",
+    "not_json",
+    "bad_envelope",
+    "bad_base64",
+    "no_payload",
+    "unknown_device",
+    "unknown_decoder",
+    "decode_error",
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An uplink that became points (or, if simulated, only a raw record)."""
+
+    record: UplinkRecord
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that became a dead letter."""
+
+    letter: DeadLetter
+
+
+class Pipeline:
+    """Turns raw MQTT messages into store records, with the device registry's knowledge."""
+
+    def __init__(self, devices: DeviceRegistry | None = None, max_bytes: int = 256 * 1024):
+        self.devices = devices or DeviceRegistry()
+        self.max_bytes = max_bytes
+
+    def process(self, topic: str, message: bytes, now: datetime) -> Accepted | Rejected:
+        """Process one message; never raises for bad input."""
+
+        def reject(reason: str, detail: str, device: str = "") -> Rejected:
+            return Rejected(DeadLetter(now, topic, reason, detail, message, device))
+
+        if len(message) > self.max_bytes:
+            return reject(
+                "too_large", f"message is {len(message)} bytes, the limit is {self.max_bytes}"
+            )
+        try:
+            up = parse_envelope(message)
+        except EnvelopeError as exc:
+            return reject(exc.reason, exc.detail)
+        entry = self.devices.find(up.device_id, up.dev_eui)
+        device = entry.name if entry else up.device_id
+        if up.f_port == 0 or not up.payload:
+            what = "MAC-only uplink (fPort 0)" if up.f_port == 0 else f"fPort {up.f_port}"
+            return reject("no_payload", f"{what} without application payload", device)
+        try:
+            decoder = self._select(up, entry)
+        except _Unroutable as exc:
+            return reject(exc.reason, exc.detail, device)
+        medium = (entry.medium if entry else "") or decoder.medium or ""
+        if not medium:
+            return reject(
+                "unknown_device",
+                f"decoder {decoder.id} measures no fixed medium: give the device a medium"
+                " in the device registry",
+                device,
+            )
+        uplink = Uplink(
+            f_port=up.f_port,
+            payload=up.payload,
+            received_at=up.received_at,
+            params=entry.decoder_params() if entry else {"medium": medium},
+            meter_tz=entry.timezone if entry else UTC,
+        )
+        meter = entry.meter if entry else ""
+        raw = RawUplink(
+            device=device,
+            dev_eui=up.dev_eui,
+            network=up.network,
+            dedup_key=up.dedup_key,
+            received_at=up.received_at,
+            f_port=up.f_port,
+            f_cnt=up.f_cnt,
+            payload=up.payload,
+            decoder=decoder.id,
+            medium=medium,
+            meter=meter,
+            simulated=up.simulated,
+        )
+        if up.simulated:
+            # Console-simulated uplinks must never reach metering data; keep them raw only.
+            return Accepted(UplinkRecord(raw, ()))
+        try:
+            readings = decoder.readings(uplink)
+        except DecodeError as exc:
+            return reject("decode_error", f"{decoder.id}: {exc}", device)
+        tags = {"device": device, "meter": meter, "decoder": decoder.id}
+        if entry:
+            tags.update(entry.tags)
+        points = reading_points(readings, medium=medium, received_at=up.received_at, tags=tags)
+        points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
+        return Accepted(UplinkRecord(raw, tuple(points)))
+
+    def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:
+        """The device registry's decoder, else the one TTS ``version_ids`` name."""
+        if entry and entry.decoder:
+            decoder = registry.by_id(entry.decoder)
+            if decoder is None:
+                raise _Unroutable(
+                    "unknown_decoder",
+                    f"the registry names decoder {entry.decoder!r}, which does not exist",
+                )
+            return decoder
+        if up.brand_id and up.model_id:
+            decoder = registry.by_lorawan_id(up.brand_id, up.model_id)
+            if decoder is None:
+                raise _Unroutable(
+                    "unknown_decoder",
+                    f"no decoder for TTS version_ids {up.brand_id}/{up.model_id} and device"
+                    f" {up.device_id} is not in the device registry",
+                )
+            return decoder
+        raise _Unroutable(
+            "unknown_device",
+            f"device {up.device_id} (DevEUI {up.dev_eui or '?'}) is not in the device registry"
+            " and its uplink carries no version_ids",
+        )
+
+
+class _Unroutable(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,351 @@
+"""The ``lorameter`` command: run, ingest, api, demo, decode, replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lorameter.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("lorameter")
+
+
+class UsageError(Exception):
+    """A problem the user fixes in their settings or command line; printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.config) if args.config else load_settings()
+    except (ValidationError, OSError, ValueError) as exc:
+        print(f"error: settings: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    command: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        return command(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lorameter",
+        description="LoRaWAN meter uplinks (The Things Stack, ChirpStack) to trustworthy readings.",
+        epilog="Settings come from LORAMETER_* environment variables (see README).",
+    )
+    parser.add_argument("--config", help="TOML settings file (environment variables win)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("run", _cmd_run, "ingest from MQTT and serve the API, in one process")
+    add("ingest", _cmd_ingest, "ingest from MQTT into the store")
+    add("api", _cmd_api, "serve the HTTP API over the store")
+    demo = add("demo", _cmd_demo, "embedded broker + simulated meter fleet + ingest + API")
+    demo.add_argument("--meters", type=int, default=32, help="fleet size (at least 4)")
+    demo.add_argument("--history-days", type=float, default=7, help="days of 15-minute history")
+    demo.add_argument("--live-interval", type=float, default=10, help="seconds between live rounds")
+    demo.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: never)")
+    decode = add("decode", _cmd_decode, "decode one payload and print the readings as JSON")
+    decode.add_argument("decoder", help="decoder id (lorameter decode --list)", nargs="?")
+    decode.add_argument("hex", help="payload as hex", nargs="?")
+    decode.add_argument("--fport", type=int, default=None, help="LoRaWAN fPort (default: 1st ex.)")
+    decode.add_argument("--param", action="append", default=[], help="registry param KEY=VALUE")
+    decode.add_argument("--list", action="store_true", help="list the decoder ids")
+    replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
+    replay.add_argument("file", type=Path)
+    return parser
+
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+def _open_store(settings: Settings) -> Any:
+    from storage import StoreError, open_store
+
+    try:
+        return open_store(
+            settings.store_url,
+            influx_token=settings.influx_token,
+            spool_path=settings.spool_path,
+            spool_max_age_s=settings.spool_max_age_s,
+        )
+    except StoreError as exc:
+        raise UsageError(f"store {settings.store_url}: {exc}") from exc
+
+
+def _registry(settings: Settings) -> Any:
+    from ingest.devices import RegistryError, load_registry
+
+    try:
+        return load_registry(settings.devices)
+    except RegistryError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
+    from ingest.mqtt import MqttError
+    from ingest.service import IngestService
+
+    try:
+        return IngestService(
+            store,
+            devices if devices is not None else _registry(settings),
+            mqtt_url=settings.mqtt_url,
+            topics=settings.topics,
+            client_id=settings.mqtt_client_id,
+            qos=settings.mqtt_qos,
+            ca_file=settings.mqtt_ca_file,
+            max_message_bytes=settings.max_message_bytes,
+        )
+    except MqttError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot serve the API on {host}:{port}: {exc.strerror};"
+                " set LORAMETER_API_PORT to a free port"
+            ) from exc
+
+
+def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable[[], None]) -> None:
+    """Serve the API until SIGINT/SIGTERM (uvicorn handles both)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    _check_port_free(settings.api_host, settings.api_port)
+    config = uvicorn.Config(
+        create_app(store, ingest),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before:
+    # make that one unwind the stack, so the callers' cleanup (flush ingest, close store) runs.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            on_started()
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _progress(ingest: Any, every: float, stop: threading.Event, prefix: str = "") -> None:
+    """Log one status line every ``every`` seconds until ``stop``."""
+    while not stop.wait(every):
+        s = ingest.stats.snapshot()
+        log.info(
+            "%singested %d uplinks, rejected %d, duplicates %d, queue %d%s",
+            prefix,
+            s["accepted"],
+            s["rejected_total"],
+            s["duplicates"],
+            ingest.writer.depth,
+            "" if ingest.mqtt.connected.is_set() else " (broker not connected)",
+        )
+
+
+def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        if ingest.fatal:
+            on_fatal()
+            return
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    store = _open_store(settings)
+    ingest = _ingest_service(settings, store)
+    stop = threading.Event()
+    ingest.start()
+    threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
+    threading.Thread(
+        target=_watch_fatal, args=(ingest, lambda: signal.raise_signal(signal.SIGTERM), stop),
+        daemon=True,
+    ).start()  # fmt: skip
+    try:
+        _serve_api(
+            settings,
+            store,
+            ingest,
+            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+        )
+    finally:
+        stop.set()
+        ingest.stop()
+        store.close()
+    if ingest.fatal:
+        print(f"error: {ingest.fatal}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    store = _open_store(settings)
+    ingest = _ingest_service(settings, store)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ingest.start()
+    threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
+    try:
+        while not stop.wait(0.2):
+            if ingest.fatal:
+                break
+    finally:
+        ingest.stop()
+        store.close()
+    if ingest.fatal:
+        print(f"error: {ingest.fatal}", file=sys.stderr)
+        return 2
+    log.info("stopped; everything received is stored")
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    store = _open_store(settings)
+    try:
+        _serve_api(
+            settings,
+            store,
+            None,
+            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from lorameter.demo import run_demo
+
+    return run_demo(settings, args, serve_api=_serve_api, ingest_service=_ingest_service,
+                    open_store=_open_store, fail=UsageError)  # fmt: skip
+
+
+def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
+    from decoders import registry
+    from decoders.core import DecodeError, Uplink, readings_to_json
+
+    if args.list or not args.decoder:
+        for decoder_id, known in registry.all_decoders().items():
+            print(f"{decoder_id:32} {known.vendor} {known.model} ({known.medium or 'any'})")
+        return 0
+    decoder = registry.by_id(args.decoder)
+    if decoder is None:
+        raise UsageError(f"no decoder {args.decoder!r}; `lorameter decode --list` lists them")
+    if args.hex is None:
+        raise UsageError("give the payload as hex: lorameter decode DECODER HEX [--fport N]")
+    try:
+        payload = bytes.fromhex(args.hex.replace(" ", "").replace(":", ""))
+    except ValueError as exc:
+        raise UsageError(f"payload is not hex: {exc}") from exc
+    port = args.fport if args.fport is not None else decoder.examples[0].f_port
+    params: dict[str, Any] = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    try:
+        readings = decoder.readings(Uplink(port, payload, None, params))
+    except DecodeError as exc:
+        print(f"error: {decoder.id} rejected the payload: {exc}", file=sys.stderr)
+        if exc.offset is not None:
+            text = payload.hex(" ")
+            print(f"  {text}\n  {' ' * (3 * min(exc.offset, len(payload)))}^", file=sys.stderr)
+        return 1
+    print(json.dumps({"decoder": decoder.id, "f_port": port,
+                      "readings": readings_to_json(readings)}, indent=2))  # fmt: skip
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import Pipeline
+    from ingest.service import replay_file
+    from ingest.writer import Writer
+
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    store = _open_store(settings)
+    writer = Writer(store)
+    writer.start()
+    pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
+    started = time.monotonic()
+    try:
+        lines = replay_file(args.file, writer, pipeline)
+        writer.flush()
+    finally:
+        writer.stop()
+        store.close()
+    s = writer.stats.snapshot()
+    rejected = {k: v for k, v in s["rejected"].items() if v}
+    print(
+        f"replayed {lines} lines from {args.file} in {time.monotonic() - started:.1f} s:"
+        f" {s['accepted']} stored, {s['duplicates']} duplicates, {s['simulated']} simulated,"
+        f" {s['rejected_total']} rejected"
+        + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
+    )
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+    return str(exc).splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

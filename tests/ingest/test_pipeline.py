@@ -1,0 +1,163 @@
+"""The pipeline: decoder selection, points, and a dead letter for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.devices import parse_registry
+from ingest.pipeline import Accepted, Pipeline, Rejected
+from storage.schema import RADIO
+from tests.helpers import chirpstack_up, tts_up
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ESI = bytes.fromhex("03010BB8 01 01 00 40420F0000 00 10270000".replace(" ", ""))
+PULSES = bytes.fromhex("0175 5C 0367 0401 05C8 E8030000".replace(" ", ""))  # 1000 pulses
+
+REGISTRY = parse_registry(
+    {
+        "devices": [
+            {
+                "device": "pulse-1",
+                "dev_eui": "70B3D5E50000AAAA",
+                "decoder": "milesight_em300_di",
+                "medium": "water",
+                "meter": "W-42",
+                "tags": {"site": "rathaus"},
+                "params": {"pulse_factor": 10, "pulse_unit": "l", "pulse_offset": 100.5},
+            },
+            {"device": "ghost", "decoder": "no_such_decoder", "medium": "water"},
+            {"device": "no-medium", "decoder": "milesight_em300_di"},
+        ]
+    }
+)
+
+
+def run(message: bytes, registry=REGISTRY, **kw) -> Accepted | Rejected:
+    return Pipeline(registry, **kw).process("v3/app@ttn/devices/x/up", message, NOW)
+
+
+def accepted(message: bytes, **kw) -> Accepted:
+    out = run(message, **kw)
+    assert isinstance(out, Accepted), out
+    return out
+
+
+def rejected(message: bytes, reason: str, **kw) -> Rejected:
+    out = run(message, **kw)
+    assert isinstance(out, Rejected), out
+    assert out.letter.reason == reason, out.letter
+    assert out.letter.raw == message  # kept whole, so it can be replayed
+    assert out.letter.received_at == NOW
+    return out
+
+
+def test_decoder_chosen_by_tts_version_ids() -> None:
+    out = accepted(tts_up("esi-1", ESI, f_port=10, brand="elv", model="elv-lw-esi"))
+    raw, points = out.record.raw, out.record.points
+    assert (raw.decoder, raw.medium, raw.device) == ("elv_lw_esi", "electricity", "esi-1")
+    meter = [p for p in points if p.measurement == "electricity"]
+    assert len(meter) == 1
+    assert meter[0].fields == {"energy_import_kwh": 0.1, "power_w": 100.0}
+    # no meter time in the payload: the network server's receive time, never the local clock
+    assert meter[0].time == datetime(2025, 11, 20, 10, 15, 42, 866470, tzinfo=UTC)
+    assert meter[0].tags == {"device": "esi-1", "meter": "", "decoder": "elv_lw_esi"}
+    radio = [p for p in points if p.measurement == RADIO][0]
+    assert radio.fields["rssi_dbm"] == -97 and radio.fields["f_cnt"] == 1
+
+
+def test_registry_gives_decoder_medium_meter_tags_and_pulse_factor() -> None:
+    out = accepted(tts_up("pulse-1", PULSES, f_port=85, dev_eui="70B3D5E50000AAAA"))
+    water = [p for p in out.record.points if p.measurement == "water"][0]
+    assert water.fields["pulse_count"] == 1000
+    assert water.fields["volume_m3"] == pytest.approx(100.5 + 1000 * 10 / 1000)
+    assert water.tags == {
+        "device": "pulse-1",
+        "meter": "W-42",
+        "decoder": "milesight_em300_di",
+        "site": "rathaus",
+    }
+    assert out.record.raw.meter == "W-42"
+
+
+def test_registry_matches_by_dev_eui_whatever_the_device_id() -> None:
+    out = accepted(tts_up("renamed-in-console", PULSES, f_port=85, dev_eui="70b3d5e50000aaaa"))
+    assert out.record.raw.device == "pulse-1"
+
+
+def test_chirpstack_uplink_decoded_via_registry_dev_eui() -> None:
+    registry = parse_registry(
+        {"devices": [{"dev_eui": "a84041ffff1c0042", "decoder": "elv_lw_esi"}]}
+    )
+    out = accepted(chirpstack_up("A84041FFFF1C0042", ESI), registry=registry)
+    assert out.record.raw.device == "a84041ffff1c0042"
+    assert out.record.raw.dedup_key.startswith("cs:")
+
+
+def test_simulated_uplinks_never_become_readings() -> None:
+    out = accepted(tts_up("esi-1", ESI, f_port=10, brand="elv", model="elv-lw-esi", simulated=True))
+    assert out.record.raw.simulated
+    assert out.record.points == ()
+
+
+def test_same_message_gives_same_points() -> None:
+    message = tts_up("esi-1", ESI, f_port=10, brand="elv", model="elv-lw-esi")
+    assert accepted(message).record == accepted(message).record
+
+
+def test_meter_history_keeps_its_own_times() -> None:
+    w1 = bytes.fromhex(
+        "41643A5E 10 77010000 F086395E 77010000".replace(" ", "") + "0000" * 15
+    )  # Axioma W1 extended frame: 15 hourly values + now
+    out = accepted(tts_up("w1", w1, f_port=100, brand="axioma", model="qalcosonic-w1"))
+    times = [p.time for p in out.record.points if p.measurement == "water"]
+    assert len(times) == 17
+    assert times[0] == datetime(2020, 2, 4, 15, tzinfo=UTC)
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "words"),
+    [
+        (b"not json at all", "not_json", "not JSON"),
+        (b'{"uplink_message": 3}', "bad_envelope", "end_device_ids"),
+        (tts_up("x", None, f_port=None), "no_payload", "MAC-only"),
+        (tts_up("x", None, f_port=5), "no_payload", "fPort 5 without"),
+        (tts_up("stranger", b"\x01", f_port=1), "unknown_device", "not in the device registry"),
+        (
+            tts_up("x", b"\x01", brand="nobody", model="nothing"),
+            "unknown_decoder",
+            "nobody/nothing",
+        ),
+        (tts_up("ghost", b"\x01", dev_eui=""), "unknown_decoder", "no_such_decoder"),
+        (tts_up("no-medium", PULSES, f_port=85, dev_eui=""), "unknown_device", "medium"),
+        (
+            tts_up("esi-1", b"\x03\x01", f_port=10, brand="elv", model="elv-lw-esi"),
+            "decode_error",
+            "elv_lw_esi",
+        ),
+    ],
+)
+def test_bad_input_becomes_a_dead_letter(message: bytes, reason: str, words: str) -> None:
+    letter = rejected(message, reason).letter
+    assert words in letter.detail
+
+
+def test_bad_base64_dead_letter() -> None:
+    document = json.loads(tts_up("x", b"\x01"))
+    document["uplink_message"]["frm_payload"] = "@@@"
+    rejected(json.dumps(document).encode(), "bad_base64")
+
+
+def test_one_megabyte_message_is_rejected_unread() -> None:
+    huge = tts_up("x", b"\x01" * 700_000)
+    assert len(huge) > 900_000
+    letter = rejected(huge, "too_large", max_bytes=256 * 1024).letter
+    assert "limit" in letter.detail
+
+
+def test_known_device_name_in_dead_letter() -> None:
+    letter = rejected(tts_up("pulse-1", b"\xff", f_port=85, dev_eui=""), "decode_error").letter
+    assert letter.device == "pulse-1"

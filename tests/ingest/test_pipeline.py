@@ -64,13 +64,13 @@ def test_decoder_chosen_by_tts_version_ids() -> None:
     # no meter time in the payload: the network server's receive time, never the local clock
     assert meter[0].time == datetime(2025, 11, 20, 10, 15, 42, 866470, tzinfo=UTC)
     assert meter[0].tags == {"device": "esi-1", "meter": "", "decoder": "elv_lw_esi"}
-    radio = [p for p in points if p.measurement == RADIO][0]
+    radio = next(p for p in points if p.measurement == RADIO)
     assert radio.fields["rssi_dbm"] == -97 and radio.fields["f_cnt"] == 1
 
 
 def test_registry_gives_decoder_medium_meter_tags_and_pulse_factor() -> None:
     out = accepted(tts_up("pulse-1", PULSES, f_port=85, dev_eui="70B3D5E50000AAAA"))
-    water = [p for p in out.record.points if p.measurement == "water"][0]
+    water = next(p for p in out.record.points if p.measurement == "water")
     assert water.fields["pulse_count"] == 1000
     assert water.fields["volume_m3"] == pytest.approx(100.5 + 1000 * 10 / 1000)
     assert water.tags == {

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "MEDIA",
@@ -33,7 +33,7 @@ __all__ = [
     "unpack",
 ]
 
-Value = Union[float, int, bool, str]
+Value = float | int | bool | str
 Values = dict[str, Value]
 
 # The media a device measures; each is one measurement in the store.
@@ -202,7 +202,7 @@ class Reading:
     time: datetime | None = None
 
 
-Output = Union[Values, Sequence[Reading]]
+Output = Values | Sequence[Reading]
 
 
 @dataclass(frozen=True)

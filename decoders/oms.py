@@ -86,7 +86,8 @@ def decode_frame(uplink: Uplink) -> Telegram:
     elif ci == 0x72:
         if len(frame) < 23:
             raise DecodeError(f"payload length {len(frame)} bytes, need 23 for a long header")
-        meter_id, version, device_type = _address(frame, 11)
+        meter_id = _address(frame, 11)[0]  # long header: ID(4) M(2) V T
+        version, device_type = frame[17], frame[18]
         m_field = int.from_bytes(frame[15:17], "little")
         head, iv_m, iv_a = 19, frame[15:17], frame[11:15] + frame[17:19]
     else:

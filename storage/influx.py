@@ -1,0 +1,395 @@
+"""The InfluxDB store: line protocol over the 1.x-compatible HTTP API, spooled, batched, idempotent.
+
+Writes never touch the network in the caller's thread: ``write_uplinks`` encodes the points,
+appends them to the durable spool (``storage/spool.py``) and returns; a sender thread posts the
+spool in order, in batches (by line count, or after ``flush_interval_s``), and keeps everything
+while InfluxDB is down. Reads are InfluxQL; before a read, pending lines are flushed (briefly)
+so a caller reads its own writes. The layout: ``storage/SCHEMA.md`` and ``influx_schema.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from storage.base import DeviceSummary, ReadingRow, StoreHealth, WriteResult
+from storage.influx_http import InfluxError, parse_url
+from storage.influx_schema import (
+    DEAD_LETTER,
+    UPLINK,
+    dead_letter_line,
+    dead_letter_rows,
+    device_statements,
+    device_summaries,
+    raw_uplink_rows,
+    reading_rows,
+    reading_statements,
+    uplink_lines,
+)
+from storage.line_protocol import quote_literal
+from storage.schema import DeadLetter, RawUplink, UplinkRecord, to_ns
+from storage.spool import Spool, SpoolFullError
+
+__all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
+
+log = logging.getLogger("lorameter.storage.influx")
+
+
+class InfluxStore:
+    """Readings in InfluxDB (1.x, 2.x or 3.x), with a durable spool in front of it."""
+
+    backend = "influxdb"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        spool_path: Path = Path("./lorameter-spool.db"),
+        spool_max_age_s: float = 3600.0,
+        batch_lines: int = 5_000,
+        flush_interval_s: float = 1.0,
+        timeout_s: float = 10.0,
+        retry_max_s: float = 5.0,
+        read_flush_timeout_s: float = 5.0,
+        close_timeout_s: float = 10.0,
+        spool_max_bytes: int | None = None,
+        min_free_bytes: int = 64 * 2**20,
+        dedup_keys: int = 200_000,
+        create_database: bool = True,
+    ) -> None:
+        self.target = parse_url(url, token=token)
+        self.spool_max_age_s = spool_max_age_s
+        self.batch_lines = batch_lines
+        self.flush_interval_s = flush_interval_s
+        self.timeout_s = timeout_s
+        self.retry_max_s = retry_max_s
+        self.read_flush_timeout_s = read_flush_timeout_s
+        self.close_timeout_s = close_timeout_s
+        self.min_free_bytes = min_free_bytes
+        self.create_database = create_database
+        self.spool = Spool(
+            Path(spool_path),
+            max_bytes=spool_max_bytes,
+            chunk_lines=batch_lines,
+            dedup_keys=dedup_keys,
+        )
+        self.sent_lines = 0
+        self.sent_batches = 0
+        self._cond = threading.Condition()
+        self._error: InfluxError | None = None
+        self._rejected_error = ""
+        self._attempts = 0
+        self._flush_wanted = False
+        self._pending_since = 0.0 if self.spool.rows else None  # spooled earlier: send now
+        self._backoff_until = 0.0
+        self._stopping = False
+        self._closed = False
+        self._dead_seq = itertools.count()
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
+        if create_database:
+            self._ensure_database()
+        self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
+        self._thread.start()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_uplinks(self, records: Sequence[UplinkRecord]) -> WriteResult:
+        entries: list[tuple[str | None, Sequence[str]]] = []
+        for record in records:
+            try:
+                lines = uplink_lines(record)
+            except ValueError as exc:
+                # Unrepresentable in line protocol (a device id with a line break, ...): keep
+                # the uplink as a dead letter rather than lose it.
+                log.warning("uplink %s cannot be stored: %s", record.raw.dedup_key, exc)
+                letter = DeadLetter(
+                    received_at=record.raw.received_at,
+                    topic="",
+                    reason="unstorable",
+                    detail=f"{exc} (device {record.raw.device!r}, key {record.raw.dedup_key})",
+                    raw=record.raw.payload,
+                    device=record.raw.device,
+                )
+                lines = [self._dead_letter_line(letter)]
+            entries.append((record.raw.dedup_key, lines))
+        new = self.spool.enqueue(entries)
+        self._queued()
+        written = sum(new)
+        return WriteResult(written=written, duplicates=len(new) - written)
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self.spool.enqueue([(None, [self._dead_letter_line(d) for d in letters])])
+        self._queued()
+
+    def _dead_letter_line(self, letter: DeadLetter) -> str:
+        return dead_letter_line(letter, next(self._dead_seq))
+
+    def _queued(self) -> None:
+        with self._cond:
+            if self.spool.rows and self._pending_since is None:
+                self._pending_since = time.monotonic()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything spooled now; True when the spool is empty, False on failure/timeout."""
+        deadline = time.monotonic() + (self.close_timeout_s if timeout is None else timeout)
+        with self._cond:
+            if not self.spool.rows:
+                return True
+            self._flush_wanted = True
+            attempts = self._attempts
+            self._cond.notify_all()
+            while self.spool.rows and not self._stopping:
+                if self._attempts > attempts and self._error is not None:
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return not self.spool.rows
+
+    # -- the sender thread -------------------------------------------------------------------
+
+    def _wait_for_work(self) -> bool:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                if not self.spool.rows:
+                    self._pending_since = None
+                    self._flush_wanted = False
+                    self._cond.notify_all()
+                    self._cond.wait()
+                    continue
+                if not self._flush_wanted and now < self._backoff_until:
+                    self._cond.wait(self._backoff_until - now)
+                    continue
+                due = (self._pending_since or 0.0) + self.flush_interval_s
+                if self._flush_wanted or self.spool.lines >= self.batch_lines or now >= due:
+                    return True
+                self._cond.wait(due - now)
+            return False
+
+    def _run(self) -> None:
+        client = self.target.client(timeout=self.timeout_s)
+        backoff = 0.0
+        try:
+            while self._wait_for_work():
+                try:
+                    ok = self._send_one(client)
+                except Exception as exc:  # keep the sender alive whatever happens
+                    log.exception("InfluxDB sender: unexpected error")
+                    ok, self._error = False, InfluxError("internal", f"sender failed: {exc}")
+                backoff = 0.0 if ok else min(max(backoff * 2, 0.2), self.retry_max_s)
+                with self._cond:
+                    self._attempts += 1
+                    self._backoff_until = time.monotonic() + backoff
+                    if not ok:
+                        self._flush_wanted = False
+                    self._cond.notify_all()
+        finally:
+            client.close()
+
+    def _send_one(self, client: httpx.Client) -> bool:
+        batch = self.spool.head(self.batch_lines)
+        if batch is None:
+            return True
+        try:
+            self.target.write(client, batch.body)
+        except InfluxError as exc:
+            if exc.kind == "rejected":
+                # InfluxDB 1.x wrote the points it could parse; the batch is kept aside.
+                log.error("%s; %d lines kept in %s", exc, batch.lines, self.spool.path)
+                self._rejected_error = str(exc)
+                self.spool.remove(batch, rejected=str(exc))
+                return True
+            if exc.kind == "database" and self.create_database and self._ensure_database(client):
+                return True
+            if self._error is None or str(self._error) != str(exc):
+                log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
+            self._error = exc
+            return False
+        except SpoolFullError as exc:
+            self._error = InfluxError("spool", str(exc))
+            return False
+        self.spool.remove(batch)
+        self.sent_lines += batch.lines
+        self.sent_batches += 1
+        if self._error is not None:
+            log.warning("InfluxDB %s answers again; draining the spool", self.target.display)
+            self._error = None
+        return True
+
+    def _ensure_database(self, client: httpx.Client | None = None) -> bool:
+        own = client is None
+        http = client or self.target.client(timeout=min(self.timeout_s, 3.0))
+        try:
+            self.target.create_database(http)
+            return True
+        except InfluxError as exc:
+            log.info("could not create database %r: %s", self.target.database, exc)
+            return False
+        finally:
+            if own:
+                http.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self.target.client(timeout=self.timeout_s)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _query(self, statements: list[str], *, sync: bool = True) -> list[dict[str, Any]]:
+        if sync and self.spool.rows:
+            self.flush(self.read_flush_timeout_s)
+        return self.target.query(self._client(), statements)
+
+    def devices(self) -> list[DeviceSummary]:
+        return device_summaries(self._query(device_statements(None)))
+
+    def device(self, device: str) -> DeviceSummary | None:
+        found = device_summaries(self._query(device_statements(device)))
+        return found[0] if found else None
+
+    def readings(
+        self,
+        device: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[ReadingRow]:
+        if limit <= 0:
+            return []
+        statements = reading_statements(device, to_ns(start), to_ns(end), fields, limit)
+        return reading_rows(self._query(statements), limit)
+
+    def raw_uplinks(
+        self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
+    ) -> list[RawUplink]:
+        if limit <= 0:
+            return []
+        where = []
+        if device is not None:
+            where.append(f"device = {quote_literal(device)}")
+        if start is not None:
+            where.append(f"time >= {to_ns(start)}")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        q = f"SELECT * FROM {UPLINK}{clause} ORDER BY time ASC LIMIT {int(limit)}"
+        return raw_uplink_rows(self._query([q]))
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        q = f"SELECT * FROM {DEAD_LETTER} ORDER BY time DESC LIMIT {int(limit)}"
+        return dead_letter_rows(self._query([q]))
+
+    # -- health ------------------------------------------------------------------------------
+
+    def health(self) -> StoreHealth:
+        problems: list[str] = []
+        uplinks, dead = 0, {}
+        try:
+            results = self.target.query(
+                self._client(),
+                [
+                    f"SELECT count(f_port) FROM {UPLINK}",
+                    f"SELECT count(topic) FROM {DEAD_LETTER} GROUP BY reason",
+                ],
+            )
+            for series in results[0].get("series", []):
+                uplinks = int(series["values"][0][1])
+            for series in results[1].get("series", []):
+                dead[str(series["tags"]["reason"])] = int(series["values"][0][1])
+            query_error: InfluxError | None = None
+        except InfluxError as exc:
+            query_error = exc
+            problems.append(str(exc))
+        write_error = self._error
+        if write_error is not None and str(write_error) not in problems:
+            problems.append(f"writes fail: {write_error}")
+        age = self.spool.oldest_age_s()
+        depth = self.spool.lines
+        if self.spool.full:
+            problems.append(f"the spool {self.spool.path} is full: free disk space")
+        free = _disk_free(self.spool.path)
+        if free is not None and free < self.min_free_bytes:
+            problems.append(
+                f"only {free // 2**20} MiB free for the spool {self.spool.path}"
+                f" (need {self.min_free_bytes // 2**20} MiB)"
+            )
+        if age > self.spool_max_age_s:
+            problems.append(
+                f"{depth} lines wait in the spool, the oldest {age:.0f} s"
+                f" (limit {self.spool_max_age_s:.0f} s): InfluxDB has not taken them"
+            )
+        error = query_error or write_error
+        detail = problems[0] if problems else f"InfluxDB {self.target.display}"
+        if not problems and depth:
+            detail += f"; {depth} lines spooled, oldest {age:.1f} s"
+        return StoreHealth(
+            ok=not problems,
+            backend=self.backend,
+            detail=detail,
+            uplinks=uplinks,
+            dead_letters=dead,
+            extra={
+                "influxdb": self.target.display,
+                "error_kind": error.kind if error else None,
+                "problems": problems,
+                "spool_path": str(self.spool.path),
+                "spool_depth": depth,
+                "spool_batches": self.spool.rows,
+                "spool_oldest_age_s": round(age, 3),
+                "spool_max_age_s": self.spool_max_age_s,
+                "spool_full": self.spool.full,
+                "disk_free_bytes": free,
+                "rejected_lines": self.spool.rejected(),
+                "last_rejection": self._rejected_error or None,
+                "sent_lines": self.sent_lines,
+                "sent_batches": self.sent_batches,
+            },
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not self.flush(self.close_timeout_s) and self.spool.rows:
+            log.warning(
+                "%d lines stay in the spool %s; they are sent when lorameter starts again",
+                self.spool.lines,
+                self.spool.path,
+            )
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=self.timeout_s + 5)
+        self.spool.close()
+        with self._clients_lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+
+def _disk_free(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return None

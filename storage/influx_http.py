@@ -1,0 +1,183 @@
+"""The HTTP seam of the InfluxDB backend: the 1.x-compatible ``/write`` and ``/query`` endpoints.
+
+One protocol for InfluxDB 1.x, 2.x (v1 compatibility API, DBRP mapping, token) and 3.x. Every
+failure becomes an ``InfluxError`` with a kind (``unreachable``, ``timeout``, ``auth``,
+``database``, ``rejected``, ``server``) and one readable line that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+
+from storage.base import StoreError
+from storage.line_protocol import quote_ident
+
+__all__ = ["InfluxError", "InfluxTarget", "parse_url"]
+
+# Kinds of failure after which the same write may succeed later (so it stays in the spool).
+TRANSIENT = frozenset({"unreachable", "timeout", "server", "auth", "database"})
+
+
+class InfluxError(StoreError):
+    """InfluxDB did not do what was asked; ``kind`` says which way it failed."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class InfluxTarget:
+    """Where to write: base URL, database, retention policy and credentials."""
+
+    base_url: str
+    database: str
+    retention_policy: str = ""
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    verify: bool | str = True
+
+    @property
+    def display(self) -> str:
+        """The target without secrets, for messages and /health."""
+        return f"{self.base_url}/{self.database}"
+
+    def client(self, *, timeout: float) -> httpx.Client:
+        """A new HTTP client with this target's authentication and TLS settings."""
+        headers = {"Authorization": f"Token {self.token}"} if self.token else {}
+        auth = (self.username, self.password) if self.username and not self.token else None
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            auth=auth,
+            verify=self.verify,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+        )
+
+    def write(self, client: httpx.Client, body: str) -> None:
+        """POST line protocol (nanosecond times) to ``/write``; InfluxError on any failure."""
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        response = self._send(client, "POST", "/write", params=params, content=body.encode())
+        if response.status_code != 204:
+            raise self._http_error(response)
+
+    def query(self, client: httpx.Client, statements: list[str]) -> list[dict[str, Any]]:
+        """Run InfluxQL statements in one request; their results, each checked for an error."""
+        data = {"db": self.database, "q": ";\n".join(statements), "epoch": "ns"}
+        if self.retention_policy:
+            data["rp"] = self.retention_policy
+        response = self._send(client, "POST", "/query", data=data)
+        if response.status_code != 200:
+            raise self._http_error(response)
+        results: list[dict[str, Any]] = response.json().get("results", [])
+        errors = [str(r["error"]) for r in results if "error" in r]
+        real = [e for e in errors if e != "not executed"]
+        if real:
+            raise self._query_error(real[0])
+        if errors:
+            # 1.x answers a failing multi-statement query with just "not executed": ask once
+            # more with the first statement alone, to say why.
+            if len(statements) > 1:
+                self.query(client, statements[:1])
+            raise self._query_error(errors[0])
+        return results
+
+    def create_database(self, client: httpx.Client) -> None:
+        """``CREATE DATABASE`` (1.x; a no-op if it exists; 2.x/3.x refuse, which is fine)."""
+        data = {"q": f"CREATE DATABASE {quote_ident(self.database)}"}
+        response = self._send(client, "POST", "/query", data=data)
+        if response.status_code != 200:
+            raise self._http_error(response)
+
+    def _send(self, client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return client.request(method, path, **kw)
+        except httpx.TimeoutException as exc:
+            raise InfluxError(
+                "timeout", f"InfluxDB at {self.base_url} did not answer in time ({exc!r})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise InfluxError(
+                "unreachable",
+                f"InfluxDB at {self.base_url} is unreachable ({exc}): is influxd running, and are"
+                " host and port in LORAMETER_STORE_URL right?",
+            ) from exc
+
+    def _http_error(self, response: httpx.Response) -> InfluxError:
+        message = _error_text(response)
+        status = response.status_code
+        if status in (401, 403):
+            return InfluxError(
+                "auth",
+                f"InfluxDB at {self.base_url} rejected the credentials (HTTP {status}: {message}):"
+                " check user:password in LORAMETER_STORE_URL or LORAMETER_INFLUX_TOKEN",
+            )
+        if status == 404 or "database not found" in message:
+            return self._query_error(message)
+        if status in (400, 413, 422):
+            return InfluxError(
+                "rejected", f"InfluxDB {self.display} refused the data (HTTP {status}: {message})"
+            )
+        return InfluxError(
+            "server", f"InfluxDB at {self.base_url} failed (HTTP {status}: {message}); will retry"
+        )
+
+    def _query_error(self, message: str) -> InfluxError:
+        if "database not found" in message or "bucket not found" in message:
+            return InfluxError(
+                "database",
+                f"InfluxDB at {self.base_url} has no database {self.database!r} ({message}):"
+                " create it (CREATE DATABASE), or map it to a bucket with a DBRP mapping (2.x)",
+            )
+        if "authorization" in message or "unauthorized" in message:
+            return InfluxError("auth", f"InfluxDB at {self.base_url}: {message}")
+        return InfluxError("query", f"InfluxDB query on {self.display} failed: {message}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        document = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(document, dict):
+        return str(document.get("error") or document.get("message") or document)[:300]
+    return str(document)[:300]
+
+
+def parse_url(url: str, *, token: str = "") -> InfluxTarget:
+    """``influxdb[+http|+https]://[user:pass@]host[:8086]/database[/retention_policy]``."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme == "influxdb+https" else "http"
+    if parts.scheme not in ("influxdb", "influxdb+http", "influxdb+https"):
+        raise StoreError(f"{parts.scheme!r} is not an InfluxDB URL scheme (use influxdb://)")
+    if not parts.hostname:
+        raise StoreError(f"no host in the InfluxDB URL {parts.scheme}://…{parts.path}")
+    database, _, rp = unquote(parts.path.strip("/")).partition("/")
+    if not database:
+        raise StoreError(
+            f"no database in the InfluxDB URL (use {parts.scheme}://host:8086/lorameter)"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    verify: bool | str = True
+    options = parse_qs(parts.query)
+    if "ca" in options:
+        verify = options["ca"][0]
+    if options.get("verify", ["true"])[0].lower() in ("false", "0", "no"):
+        verify = False
+    return InfluxTarget(
+        base_url=f"{scheme}://{host}:{parts.port or 8086}",
+        database=database,
+        retention_policy=rp,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        token=token,
+        verify=verify,
+    )

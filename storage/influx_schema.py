@@ -1,0 +1,267 @@
+"""The schema in InfluxDB: uplinks as line protocol, InfluxQL statements, results as rows (pure).
+
+Every name or value from outside (device ids, field names) goes through ``quote_literal`` or
+``quote_ident``, so it can never change a statement. Each read starts with ``SHOW FIELD KEYS``:
+the field types tell fields from tags in ``SELECT *`` and give values their type back (InfluxDB's
+JSON prints the float 95.0 as 95).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from decoders.core import MEDIA, Value
+from storage.base import DeviceSummary, ReadingRow
+from storage.line_protocol import encode_line, escape_tag_value, quote_ident, quote_literal
+from storage.schema import RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+
+__all__ = [
+    "DEAD_LETTER",
+    "UPLINK",
+    "dead_letter_line",
+    "dead_letter_rows",
+    "device_statements",
+    "device_summaries",
+    "raw_uplink_rows",
+    "reading_rows",
+    "reading_statements",
+    "uplink_lines",
+]
+
+UPLINK = "uplink"
+DEAD_LETTER = "dead_letter"
+
+FieldTypes = dict[str, dict[str, str]]  # measurement -> field -> float|integer|boolean|string
+Row = dict[str, Any]
+
+
+def uplink_lines(record: UplinkRecord) -> list[str]:
+    """The line protocol of one uplink: its raw form, and its points unless simulated."""
+    raw = record.raw
+    lines = [
+        encode_line(
+            UPLINK,
+            {"device": raw.device},
+            {
+                "dedup_key": raw.dedup_key,
+                "dev_eui": raw.dev_eui,
+                "network": raw.network,
+                "f_port": raw.f_port,
+                "f_cnt": raw.f_cnt,
+                "payload": base64.b64encode(raw.payload).decode(),
+                "decoder": raw.decoder,
+                "medium": raw.medium,
+                "meter": raw.meter,
+                "simulated": raw.simulated,
+            },
+            to_ns(raw.received_at),
+        )
+    ]
+    if not raw.simulated:
+        lines.extend(
+            encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in record.points
+        )
+    return lines
+
+
+def dead_letter_line(letter: DeadLetter, seq: int) -> str:
+    """The line of one dead letter.
+
+    Dead letters are not idempotent (local clock time): the sub-microsecond ``seq`` keeps two
+    letters of the same microsecond apart, and they still read back as that microsecond.
+    """
+    try:
+        reason = letter.reason
+        escape_tag_value(reason)
+    except ValueError:
+        reason = "invalid_reason"
+    fields: dict[str, Value] = {
+        "topic": letter.topic,
+        "detail": letter.detail,
+        "raw": base64.b64encode(letter.raw).decode(),
+        "device": letter.device,
+    }
+    return encode_line(
+        DEAD_LETTER, {"reason": reason}, fields, to_ns(letter.received_at) + seq % 1000
+    )
+
+
+def _series(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(result.get("series", []))
+
+
+def _rows(series: Mapping[str, Any]) -> list[Row]:
+    columns = series["columns"]
+    return [dict(zip(columns, values, strict=True)) for values in series.get("values", [])]
+
+
+def field_types(result: Mapping[str, Any]) -> FieldTypes:
+    """The result of ``SHOW FIELD KEYS`` as measurement -> field -> type."""
+    return {
+        s["name"]: {str(key): str(kind) for key, kind in s.get("values", [])}
+        for s in _series(result)
+    }
+
+
+def _typed(kind: str, value: Any) -> Value:
+    if kind == "float":
+        return float(value)
+    if kind == "integer":
+        return int(value)
+    if kind == "boolean":
+        return bool(value)
+    return str(value)
+
+
+def field_values(row: Row, types: Mapping[str, str]) -> dict[str, Value]:
+    """The non-null fields of a row (tags and time left out), typed."""
+    return {
+        name: _typed(types[name], value)
+        for name, value in row.items()
+        if name in types and value is not None
+    }
+
+
+def _where(*conditions: str) -> str:
+    present = [c for c in conditions if c]
+    return f" WHERE {' AND '.join(present)}" if present else ""
+
+
+def device_statements(device: str | None) -> list[str]:
+    """Statements for the device summaries: all devices, or one."""
+    only = f"device = {quote_literal(device)}" if device is not None else ""
+    real = _where("simulated = false", only)
+    statements = [
+        "SHOW FIELD KEYS",
+        f"SELECT count(f_port) FROM {UPLINK}{real} GROUP BY device",
+        f"SELECT first(f_port) FROM {UPLINK}{real} GROUP BY device",
+        f"SELECT last(f_cnt), dev_eui, decoder, medium, meter FROM {UPLINK}{real} GROUP BY device",
+        f"SELECT * FROM {RADIO}{_where(only)} GROUP BY device ORDER BY time DESC LIMIT 1",
+    ]
+    for medium in MEDIA:
+        m = quote_ident(medium)
+        statements += [
+            f"SELECT * FROM {m}{_where(only)} GROUP BY device ORDER BY time DESC LIMIT 1",
+            f"SELECT last(battery_pct) FROM {m}{_where(only)} GROUP BY device",
+            f"SELECT last(battery_v) FROM {m}{_where(only)} GROUP BY device",
+        ]
+    return statements
+
+
+def _by_device(result: Mapping[str, Any]) -> dict[str, Row]:
+    out: dict[str, Row] = {}
+    for series in _series(result):
+        rows = _rows(series)
+        if rows:
+            out[str(series["tags"]["device"])] = rows[0]
+    return out
+
+
+def device_summaries(results: Sequence[Mapping[str, Any]]) -> list[DeviceSummary]:
+    """The results of ``device_statements`` as summaries, sorted by device."""
+    types = field_types(results[0])
+    counts, firsts, lasts, radios = (_by_device(r) for r in results[1:5])
+    per_medium = {
+        medium: [_by_device(r) for r in results[5 + 3 * i : 8 + 3 * i]]
+        for i, medium in enumerate(MEDIA)
+    }
+    summaries = []
+    for device in sorted(lasts):
+        last = lasts[device]
+        medium = str(last["medium"])
+        latest, battery_pct, battery_v = per_medium.get(medium, [{}, {}, {}])
+        reading = latest.get(device)
+        radio = field_values(radios.get(device, {}), types.get(RADIO, {}))
+        summaries.append(
+            DeviceSummary(
+                device=device,
+                dev_eui=str(last["dev_eui"]),
+                decoder=str(last["decoder"]),
+                medium=medium,
+                meter=str(last["meter"] or ""),
+                first_seen=from_ns(int(firsts[device]["time"])),
+                last_seen=from_ns(int(last["time"])),
+                uplinks=int(counts[device]["count"]),
+                last_f_cnt=int(last["last"]),
+                last_reading=field_values(reading, types.get(medium, {})) if reading else {},
+                last_reading_at=from_ns(int(reading["time"])) if reading else None,
+                battery_pct=_float(battery_pct.get(device, {}).get("last")),
+                battery_v=_float(battery_v.get(device, {}).get("last")),
+                rssi_dbm=_float(radio.get("rssi_dbm")),
+                snr_db=_float(radio.get("snr_db")),
+            )
+        )
+    return summaries
+
+
+def reading_statements(
+    device: str, start_ns: int, end_ns: int, fields: Sequence[str], limit: int
+) -> list[str]:
+    """Statements for a device's readings in [start, end), one per medium."""
+    columns = ", ".join(quote_ident(f) for f in fields) if fields else "*"
+    where = _where(f"device = {quote_literal(device)}", f"time >= {start_ns}", f"time < {end_ns}")
+    return ["SHOW FIELD KEYS"] + [
+        f"SELECT {columns} FROM {quote_ident(m)}{where} ORDER BY time ASC LIMIT {int(limit)}"
+        for m in MEDIA
+    ]
+
+
+def reading_rows(results: Sequence[Mapping[str, Any]], limit: int) -> list[ReadingRow]:
+    """Rows of ``reading_statements``, merged per (time, measurement), oldest first."""
+    types = field_types(results[0])
+    merged: dict[tuple[int, str], dict[str, Value]] = {}
+    for result in results[1:]:
+        for series in _series(result):
+            measurement = str(series["name"])
+            for row in _rows(series):
+                values = field_values(row, types.get(measurement, {}))
+                if values:
+                    merged.setdefault((int(row["time"]), measurement), {}).update(values)
+    return [
+        ReadingRow(from_ns(time_ns), measurement, dict(sorted(values.items())))
+        for (time_ns, measurement), values in sorted(merged.items())[:limit]
+    ]
+
+
+def raw_uplink_rows(results: Sequence[Mapping[str, Any]]) -> list[RawUplink]:
+    """Rows of ``SELECT * FROM uplink`` as raw uplinks."""
+    return [
+        RawUplink(
+            device=str(row["device"]),
+            dev_eui=str(row["dev_eui"]),
+            network=str(row["network"]),
+            dedup_key=str(row["dedup_key"]),
+            received_at=from_ns(int(row["time"])),
+            f_port=int(row["f_port"]),
+            f_cnt=int(row["f_cnt"]),
+            payload=base64.b64decode(str(row["payload"])),
+            decoder=str(row["decoder"]),
+            medium=str(row["medium"]),
+            meter=str(row["meter"] or ""),
+            simulated=bool(row["simulated"]),
+        )
+        for series in _series(results[0])
+        for row in _rows(series)
+    ]
+
+
+def dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[DeadLetter]:
+    """Rows of ``SELECT * FROM dead_letter`` as dead letters."""
+    return [
+        DeadLetter(
+            received_at=from_ns(int(row["time"])),
+            topic=str(row["topic"] or ""),
+            reason=str(row["reason"] or ""),
+            detail=str(row["detail"] or ""),
+            raw=base64.b64decode(str(row["raw"] or "")),
+            device=str(row["device"] or ""),
+        )
+        for series in _series(results[0])
+        for row in _rows(series)
+    ]
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

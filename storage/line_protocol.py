@@ -1,0 +1,124 @@
+"""InfluxDB line protocol: escape and encode points, and quote InfluxQL names and strings (pure).
+
+Line protocol (the ``POST /write`` body) and InfluxQL (``/query``) escape differently, and InfluxDB
+1.x cannot represent everything: a tag value keeps a backslash as it is (``\\\\`` is not an escape
+there), so a backslash right before a space, comma or equals sign, or at the end of a tag value,
+cannot be written; and no tag, key or name may contain a line break. The encoder refuses those
+with ``ValueError`` instead of writing something that reads back different.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from decoders.core import VOCABULARY, Value
+
+__all__ = [
+    "INT64_MAX",
+    "encode_line",
+    "escape_key",
+    "escape_measurement",
+    "escape_string",
+    "escape_tag_value",
+    "quote_ident",
+    "quote_literal",
+]
+
+INT64_MAX = 2**63 - 1
+_SPECIAL = (" ", ",", "=")
+
+
+def escape_measurement(name: str) -> str:
+    """A measurement name: commas and spaces escaped."""
+    _check_name("measurement", name)
+    return name.replace(",", "\\,").replace(" ", "\\ ")
+
+
+def escape_key(key: str) -> str:
+    """A tag or field key: commas, equals signs and spaces escaped."""
+    _check_name("key", key)
+    if key == "time":
+        raise ValueError("'time' cannot be a tag or field key in InfluxDB")
+    return key.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def escape_tag_value(value: str) -> str:
+    """A tag value: commas, equals signs and spaces escaped; unrepresentable values refused."""
+    if not value:
+        raise ValueError("a tag value cannot be empty")
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"tag value {value!r} contains a line break")
+    if value.endswith("\\") or any(f"\\{c}" in value for c in _SPECIAL):
+        raise ValueError(
+            f"tag value {value!r} has a backslash before a space, comma or '=' or at its end,"
+            " which InfluxDB 1.x line protocol cannot represent"
+        )
+    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def escape_string(value: str) -> str:
+    """A string field value, quoted: backslashes and double quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def encode_field(name: str, value: Value) -> str:
+    """One ``key=value`` pair, typed by the vocabulary so a field never changes type in InfluxDB.
+
+    InfluxDB fixes a field's type on its first write and rejects others; a float field a decoder
+    happens to report as the integer ``95`` must still be written as a float.
+    """
+    spec = VOCABULARY.get(name)
+    kind: type = spec.type if spec is not None else type(value)
+    if isinstance(value, str) or kind is str:
+        text = escape_string(str(value))
+    elif isinstance(value, bool) or kind is bool:
+        text = "true" if value else "false"
+    elif kind is int:
+        if not float(value).is_integer():
+            raise ValueError(f"integer field {name}={value} is not a whole number")
+        number = int(value)
+        if not -INT64_MAX - 1 <= number <= INT64_MAX:
+            raise ValueError(f"field {name}={number} does not fit InfluxDB's 64-bit integers")
+        text = f"{number}i"
+    else:
+        number_f = float(value)
+        if not math.isfinite(number_f):
+            raise ValueError(f"field {name}={value} is not a finite number")
+        text = repr(number_f)
+    return f"{escape_key(name)}={text}"
+
+
+def encode_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, Value], time_ns: int
+) -> str:
+    """One line: measurement, sorted tags (empty values left out), sorted fields, time in ns."""
+    if not fields:
+        raise ValueError(f"a {measurement} point needs at least one field")
+    head = escape_measurement(measurement)
+    for key in sorted(tags):
+        if tags[key]:
+            head += f",{escape_key(key)}={escape_tag_value(tags[key])}"
+    body = ",".join(encode_field(name, fields[name]) for name in sorted(fields))
+    return f"{head} {body} {time_ns}"
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier (measurement, field or tag key) in double quotes, escaped."""
+    return '"' + _escape_query(name).replace('"', '\\"') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal in single quotes, escaped: data can never become syntax."""
+    return "'" + _escape_query(value).replace("'", "\\'") + "'"
+
+
+def _escape_query(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name:
+        raise ValueError(f"a {what} cannot be empty")
+    if "\n" in name or "\r" in name or "\\" in name:
+        raise ValueError(f"{what} {name!r} contains a line break or backslash")

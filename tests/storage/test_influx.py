@@ -1,0 +1,315 @@
+"""The InfluxDB backend beyond the shared contract: batching, the spool, errors, injection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage import StoreError
+from storage.influx import InfluxStore
+from tests.influxd import Influxd, start_influxd
+from tests.services import free_port
+from tests.storage.records import at, record
+
+pytestmark = pytest.mark.integration
+
+FAST = {"flush_interval_s": 0.05, "retry_max_s": 0.2, "timeout_s": 3.0}
+
+
+@pytest.fixture(scope="module")
+def own_influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """An influxd this module may stop and start without disturbing other tests."""
+    server = start_influxd(tmp_path_factory.mktemp("own-influxd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(own_influxd: Influxd) -> Iterator[Influxd]:
+    own_influxd.start()
+    yield own_influxd
+    own_influxd.start()  # a test that stopped it must not leave it stopped
+
+
+@pytest.fixture(scope="module")
+def auth_influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """An influxd with authentication on, and one admin user ``admin:s3cret``."""
+    server = start_influxd(tmp_path_factory.mktemp("auth-influxd"), auth=True)
+    created = server.query("CREATE USER admin WITH PASSWORD 's3cret' WITH ALL PRIVILEGES")
+    assert created.status_code == 200, created.text
+    yield server
+    server.stop()
+
+
+def _db(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def _count(server: Influxd, url: str, q: str = "SELECT count(f_port) FROM uplink") -> int:
+    result = server.query(q, db=_db(url)).json()["results"][0]
+    return int(result["series"][0]["values"][0][1]) if "series" in result else 0
+
+
+def _open(url: str, spool: Path, **kw: Any) -> InfluxStore:
+    return InfluxStore(url, spool_path=spool, **{**FAST, **kw})
+
+
+def _one_line(text: str) -> str:
+    assert "\n" not in text and text.strip() == text
+    return text
+
+
+def test_writes_are_batched_by_count_and_by_time(influxd: Influxd, spool_path: Path) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, flush_interval_s=0.4, batch_lines=400)
+    try:
+        store.write_uplinks([record("em-1", 0)])
+        assert _count(influxd, url) == 0  # not one request per reading: it waits for more
+        deadline = time.monotonic() + 5
+        while _count(influxd, url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(influxd, url) == 1  # ... but not longer than the flush interval
+        assert store.sent_batches == 1
+        for minute in range(1, 201):  # 200 uplinks of 3 lines, one call each
+            store.write_uplinks([record("em-1", minute)])
+        assert store.flush(5)
+        assert _count(influxd, url) == 201
+        assert store.sent_lines == 201 * 3
+        assert store.sent_batches <= 4, store.sent_batches
+    finally:
+        store.close()
+
+
+def test_outage_spools_and_drains_in_order(server: Influxd, spool_path: Path) -> None:
+    url = server.new_database_url()
+    store = _open(url, spool_path, batch_lines=3)  # one uplink per request: order shows
+    try:
+        store.write_uplinks([record("em-1", m) for m in range(10)])
+        assert store.flush(5)
+        server.stop()
+        started = time.monotonic()
+        for minute in range(10, 30):
+            store.write_uplinks([record("em-1", minute)])
+        # A correction of one point, after its first version: the later write must win.
+        store.write_uplinks([record("em-1", 20, {"power_w": 1.0}, key="first")])
+        store.write_uplinks([record("em-1", 20, {"power_w": 2.0}, key="second")])
+        assert time.monotonic() - started < 1.0  # writes never wait for InfluxDB
+        time.sleep(0.3)
+        health = store.health()
+        assert not health.ok
+        assert health.extra["error_kind"] == "unreachable"
+        assert "unreachable" in _one_line(health.detail)
+        assert health.extra["spool_depth"] == 22 * 3
+        assert float(str(health.extra["spool_oldest_age_s"])) >= 0.3
+        server.start()
+        assert store.flush(10)
+        health = store.health()
+        assert health.ok, health.detail
+        assert health.extra["spool_depth"] == 0
+        assert health.uplinks == 30
+        assert _count(server, url) == 30
+        assert _count(server, url, "SELECT count(power_w) FROM electricity") == 30
+        (row,) = store.readings("em-1", at(20), at(20.5))
+        assert row.values["power_w"] == 2.0
+    finally:
+        store.close()
+
+
+def test_spool_survives_a_process_restart(server: Influxd, spool_path: Path) -> None:
+    url = server.new_database_url()
+    server.stop()
+    first = _open(url, spool_path, close_timeout_s=1.0)
+    first.write_uplinks([record("em-1", m) for m in range(50)])
+    started = time.monotonic()
+    first.close()  # InfluxDB is down: the lines stay in the spool file
+    assert time.monotonic() - started < 5
+    server.start()
+    second = _open(url, spool_path)
+    try:
+        assert second.health().extra["spool_depth"] in (0, 150)  # may already be draining
+        assert second.flush(10)
+        assert _count(server, url) == 50
+        assert second.write_uplinks([record("em-1", 3)]).duplicates == 1
+    finally:
+        second.close()
+
+
+def test_old_spool_is_unhealthy(tmp_path: Path) -> None:
+    url = f"influxdb://127.0.0.1:{free_port()}/lorameter"
+    store = _open(url, tmp_path / "spool.db", spool_max_age_s=0.2, close_timeout_s=0.5)
+    try:
+        store.write_uplinks([record("em-1", 0)])
+        assert store.health().extra["spool_depth"] == 3
+        time.sleep(0.3)
+        health = store.health()
+        assert not health.ok
+        assert "limit 0 s" in str(health.extra["problems"])
+        assert float(str(health.extra["spool_oldest_age_s"])) > 0.2
+    finally:
+        store.close()
+
+
+def test_full_spool_is_an_error_not_a_silent_drop(tmp_path: Path) -> None:
+    url = f"influxdb://127.0.0.1:{free_port()}/lorameter"
+    store = _open(url, tmp_path / "spool.db", spool_max_bytes=256 * 1024, close_timeout_s=0.5)
+    try:
+        with pytest.raises(StoreError, match="full"):  # noqa: PT012 - fills up over many writes
+            for minute in range(100_000):
+                store.write_uplinks([record("em-1", minute / 60, key=f"k{minute}")])
+        health = store.health()
+        assert not health.ok
+        assert health.extra["spool_full"] is True
+        assert "is full" in str(health.extra["problems"])
+    finally:
+        store.close()
+
+
+def test_low_disk_is_unhealthy(influxd: Influxd, spool_path: Path) -> None:
+    store = _open(influxd.new_database_url(), spool_path, min_free_bytes=2**62)
+    try:
+        health = store.health()
+        assert not health.ok
+        assert "MiB free for the spool" in _one_line(health.detail)
+    finally:
+        store.close()
+
+
+def test_unreachable_host_is_one_readable_line(tmp_path: Path) -> None:
+    port = free_port()
+    store = _open(f"influxdb://127.0.0.1:{port}/lorameter", tmp_path / "s.db", close_timeout_s=0.5)
+    try:
+        health = store.health()
+        assert not health.ok
+        assert health.extra["error_kind"] == "unreachable"
+        assert f"127.0.0.1:{port} is unreachable" in _one_line(health.detail)
+        with pytest.raises(StoreError, match="unreachable"):
+            store.devices()
+    finally:
+        store.close()
+
+
+def test_unknown_database_is_named(influxd: Influxd, spool_path: Path) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, create_database=False, close_timeout_s=0.5)
+    try:
+        store.write_uplinks([record("em-1", 0)])
+        assert not store.flush(5)
+        health = store.health()
+        assert not health.ok
+        assert health.extra["error_kind"] == "database"
+        assert f"has no database {_db(url)!r}" in _one_line(health.detail)
+        assert health.extra["spool_depth"] == 3  # kept until the database exists
+    finally:
+        store.close()
+
+
+def test_missing_database_is_created(influxd: Influxd, spool_path: Path) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        names = str(influxd.query("SHOW DATABASES").json())
+        assert _db(url) in names
+        influxd.query(f'DROP DATABASE "{_db(url)}"')  # dropped behind our back: made again
+        store.write_uplinks([record("em-1", 0)])
+        assert store.flush(5)
+        assert _count(influxd, url) == 1
+    finally:
+        store.close()
+
+
+def test_credentials(auth_influxd: Influxd, tmp_path: Path) -> None:
+    good = _open(auth_influxd.new_database_url(credentials="admin:s3cret"), tmp_path / "a.db")
+    try:
+        good.write_uplinks([record("em-1", 0)])
+        assert [d.device for d in good.devices()] == ["em-1"]
+        assert good.health().ok
+    finally:
+        good.close()
+    for url, token in [
+        (auth_influxd.new_database_url(credentials="admin:wrong"), ""),
+        (auth_influxd.new_database_url(), "not-a-token"),
+        (auth_influxd.new_database_url(), ""),
+    ]:
+        bad = _open(url, tmp_path / "b.db", token=token, close_timeout_s=0.5)
+        try:
+            health = bad.health()
+            assert not health.ok
+            assert health.extra["error_kind"] == "auth"
+            assert "rejected the credentials" in _one_line(health.detail)
+            assert "wrong" not in health.detail and "s3cret" not in health.detail
+        finally:
+            bad.close()
+
+
+def test_query_injection_cannot_change_statements(influxd: Influxd, spool_path: Path) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        store.write_uplinks(
+            [record("em-1", 0), record("em-2", 0), record("wm-1", 0, medium="water")]
+        )
+        evil_devices = [
+            "em-1' OR device = 'em-2",
+            "em-1' OR time > 0 --",
+            "em-1'; DROP DATABASE \"x\"; SELECT * FROM water WHERE device='wm-1",
+            "em-1\\' OR device =~ /./ OR device = \\'",
+        ]
+        for device in evil_devices:
+            assert store.readings(device, at(-1), at(1)) == [], device
+            assert store.device(device) is None
+            assert store.raw_uplinks(device) == []
+        evil_fields = [
+            'power_w" FROM "water',
+            "* FROM water; SELECT *",
+            'volume_m3", "power_w',
+        ]
+        for field in evil_fields:
+            assert store.readings("em-1", at(-1), at(1), fields=[field]) == [], field
+        assert [r.measurement for r in store.readings("wm-1", at(-1), at(1))] == ["water"]
+        assert len(store.devices()) == 3
+    finally:
+        store.close()
+
+
+def test_same_uplink_from_two_processes_is_stored_once(influxd: Influxd, tmp_path: Path) -> None:
+    """The spool's dedup memory is per process; InfluxDB itself keeps a replay idempotent."""
+    url = influxd.new_database_url()
+    for name in ("a.db", "b.db"):
+        store = _open(url, tmp_path / name)
+        assert store.write_uplinks([record("em-1", m) for m in range(5)]).written == 5
+        store.close()
+    assert _count(influxd, url) == 5
+    assert _count(influxd, url, "SELECT count(power_w) FROM electricity") == 5
+    assert _count(influxd, url, "SELECT count(f_cnt) FROM radio") == 5
+
+
+def test_unstorable_device_id_becomes_a_dead_letter(influxd: Influxd, spool_path: Path) -> None:
+    store = _open(influxd.new_database_url(), spool_path)
+    try:
+        result = store.write_uplinks([record("ends-with\\", 0), record("line\nbreak", 1)])
+        assert result.written == 2
+        letters = store.dead_letters()
+        assert sorted(d.device for d in letters) == ["ends-with\\", "line\nbreak"]
+        assert {d.reason for d in letters} == {"unstorable"}
+        assert store.devices() == []
+    finally:
+        store.close()
+
+
+def test_rejected_lines_are_kept_and_reported(influxd: Influxd, spool_path: Path) -> None:
+    store = _open(influxd.new_database_url(), spool_path)
+    try:
+        store.write_uplinks([record("em-1", 0, {"custom_x": 1.5})])
+        assert store.flush(5)
+        store.write_uplinks([record("em-1", 1, {"custom_x": "text"})])  # a field type conflict
+        assert store.flush(5)
+        health = store.health()
+        assert health.extra["rejected_lines"] == 3
+        assert "field type conflict" in str(health.extra["last_rejection"])
+        assert health.uplinks == 2  # InfluxDB took the batch's other lines
+    finally:
+        store.close()

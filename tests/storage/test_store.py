@@ -1,0 +1,224 @@
+"""The store contract, run against each backend (a fresh SQLite file, a fresh InfluxDB database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from decoders.core import Reading, Value
+from storage import Store, open_store
+from tests.storage.records import at, dead_letter, record
+
+pytestmark = pytest.mark.integration
+
+# Device ids a ChirpStack device name or a TTS id could carry, and ones built to break quoting.
+AWKWARD_IDS = [
+    "meter 1",
+    "a,b",
+    "k=v",
+    'q"uote',
+    "it's",
+    "zähler-ü-€-日本",
+    "back\\slash",
+    "x' OR device =~ /.*/ OR device='",
+    '"; DROP DATABASE x; --',
+]
+
+
+@pytest.fixture
+def store(store_url: str, spool_path: Path) -> Iterator[Store]:
+    opened = open_store(store_url, spool_path=spool_path)
+    yield opened
+    opened.close()
+
+
+def test_empty_store(store: Store) -> None:
+    assert store.devices() == []
+    assert store.device("em-1") is None
+    assert store.readings("em-1", at(-60), at(60)) == []
+    assert store.raw_uplinks() == []
+    assert store.dead_letters() == []
+    health = store.health()
+    assert health.ok, health.detail
+    assert (health.uplinks, dict(health.dead_letters)) == (0, {})
+
+
+def test_device_summary(store: Store) -> None:
+    result = store.write_uplinks(
+        [
+            record("em-1", 0, {"energy_import_kwh": 10.0, "battery_pct": 90.0}),
+            record("em-1", 15, {"energy_import_kwh": 11.5, "power_w": 400.0}, rssi=-80.0, snr=9.5),
+            record("wm-1", 5, {"volume_m3": 3.25}, medium="water", meter="W-7", decoder="w"),
+        ]
+    )
+    assert (result.written, result.duplicates) == (3, 0)
+    em, wm = store.devices()
+    assert (em.device, wm.device) == ("em-1", "wm-1")
+    assert (em.first_seen, em.last_seen, em.uplinks, em.last_f_cnt) == (at(0), at(15), 2, 15)
+    assert (em.medium, em.meter, em.decoder, em.dev_eui) == (
+        "electricity",
+        "M-1",
+        "acme_em300",
+        "70b3d57ed0000001",
+    )
+    assert dict(em.last_reading) == {"energy_import_kwh": 11.5, "power_w": 400.0}
+    assert em.last_reading_at == at(15)
+    assert em.battery_pct == 90.0  # the last battery value, from an earlier reading
+    assert em.battery_v is None
+    assert (em.rssi_dbm, em.snr_db) == (-80.0, 9.5)
+    assert (wm.medium, wm.meter, wm.decoder, wm.uplinks) == ("water", "W-7", "w", 1)
+    assert dict(wm.last_reading) == {"volume_m3": 3.25}
+    assert store.device("wm-1") == wm
+    assert store.device("em-1") == em
+    assert store.device("em-2") is None
+
+
+def test_duplicates_are_detected_and_not_stored_twice(store: Store) -> None:
+    batch = [record("em-1", m) for m in (0, 15, 30)]
+    assert store.write_uplinks(batch).written == 3
+    again = store.write_uplinks([*batch, record("em-1", 45)])
+    assert (again.written, again.duplicates) == (1, 3)
+    within = store.write_uplinks([record("em-1", 60), record("em-1", 60)])
+    assert (within.written, within.duplicates) == (1, 1)
+    summary = store.device("em-1")
+    assert summary is not None and summary.uplinks == 5
+    assert len(store.readings("em-1", at(0), at(61))) == 5
+    assert len(store.raw_uplinks("em-1")) == 5
+    assert store.health().uplinks == 5
+
+
+def test_duplicates_are_detected_after_reopening(store_url: str, spool_path: Path) -> None:
+    first = open_store(store_url, spool_path=spool_path)
+    first.write_uplinks([record("em-1", 0), record("em-1", 15)])
+    first.close()
+    second = open_store(store_url, spool_path=spool_path)
+    try:
+        result = second.write_uplinks([record("em-1", 0), record("em-1", 30)])
+        assert (result.written, result.duplicates) == (1, 1)
+        assert len(second.raw_uplinks()) == 3
+    finally:
+        second.close()
+
+
+def test_simulated_uplinks_are_kept_raw_but_make_no_readings(store: Store) -> None:
+    store.write_uplinks([record("sim-1", 0, simulated=True), record("em-1", 1)])
+    assert [d.device for d in store.devices()] == ["em-1"]
+    assert store.readings("sim-1", at(-1), at(10)) == []
+    raws = store.raw_uplinks("sim-1")
+    assert [(r.device, r.simulated) for r in raws] == [("sim-1", True)]
+    assert store.health().uplinks == 2
+    assert store.write_uplinks([record("sim-1", 0, simulated=True)]).duplicates == 1
+
+
+def test_readings_time_range_fields_and_limit(store: Store) -> None:
+    store.write_uplinks([record("em-1", m) for m in range(0, 60, 10)])
+    store.write_uplinks([record("em-2", 5)])  # another device never leaks in
+    rows = store.readings("em-1", at(10), at(40))
+    assert [r.time for r in rows] == [at(10), at(20), at(30)]  # [start, end): 40 is out
+    assert all(r.measurement == "electricity" for r in rows)
+    assert dict(rows[0].values) == {"energy_import_kwh": 110.0, "power_w": 1200.5}
+    only = store.readings("em-1", at(0), at(60), fields=["energy_import_kwh"])
+    assert [dict(r.values) for r in only] == [
+        {"energy_import_kwh": 100.0 + m} for m in range(0, 60, 10)
+    ]
+    assert store.readings("em-1", at(0), at(60), fields=["volume_m3"]) == []
+    assert [r.time for r in store.readings("em-1", at(0), at(60), limit=2)] == [at(0), at(10)]
+    assert store.readings("em-1", at(0), at(60), limit=0) == []
+
+
+def test_readings_with_meter_timestamps_are_grouped_per_time(store: Store) -> None:
+    # A meter's own history (two stored readings) in the same uplink as the current value.
+    history = (
+        Reading({"energy_import_kwh": 98.0}, at(-30)),
+        Reading({"energy_import_kwh": 99.0}, at(-15)),
+    )
+    store.write_uplinks([record("em-1", 0, {"energy_import_kwh": 100.0}, extra_readings=history)])
+    rows = store.readings("em-1", at(-60), at(60))
+    assert [(r.time, dict(r.values)) for r in rows] == [
+        (at(-30), {"energy_import_kwh": 98.0}),
+        (at(-15), {"energy_import_kwh": 99.0}),
+        (at(0), {"energy_import_kwh": 100.0}),
+    ]
+
+
+def test_value_types_round_trip(store: Store) -> None:
+    values: dict[str, Value] = {
+        "energy_import_kwh": 1234.567,
+        "power_w": 95,  # an int for a float field: stays numerically equal
+        "alarm_tamper": True,
+        "valve_open": False,
+        "error_flags": 2**40 + 3,
+        "meter_serial": 'SN 00,12="x" ü',
+    }
+    store.write_uplinks([record("em-1", 0, values)])
+    (row,) = store.readings("em-1", at(0), at(1))
+    assert dict(row.values) == values
+    for name in ("alarm_tamper", "valve_open", "error_flags", "meter_serial", "energy_import_kwh"):
+        assert type(row.values[name]) is type(values[name]), name
+
+
+def test_raw_uplinks_for_redecoding(store: Store) -> None:
+    payloads = [bytes([i]) * (i + 1) + b"\x00\xff\n\"'" for i in range(4)]
+    store.write_uplinks([record("em-1", m, payload=p) for m, p in enumerate(payloads)])
+    store.write_uplinks([record("em-2", 10)])
+    raws = store.raw_uplinks("em-1")
+    assert [r.payload for r in raws] == payloads
+    assert [r.received_at for r in raws] == [at(m) for m in range(4)]
+    first = raws[0]
+    assert (first.f_port, first.f_cnt, first.network, first.decoder, first.medium, first.meter) == (
+        2,
+        0,
+        "tts",
+        "acme_em300",
+        "electricity",
+        "M-1",
+    )
+    assert first.dedup_key == record("em-1", 0).raw.dedup_key
+    assert [r.f_cnt for r in store.raw_uplinks("em-1", start=at(2))] == [2, 3]
+    assert len(store.raw_uplinks(limit=3)) == 3
+    assert {r.device for r in store.raw_uplinks()} == {"em-1", "em-2"}
+
+
+def test_dead_letters_newest_first_with_raw_bytes(store: Store) -> None:
+    store.write_dead_letters(
+        [
+            dead_letter(0),
+            dead_letter(1, "bad_base64", detail="line one\nline two", raw=b"\x00\x01"),
+            dead_letter(2, "unknown_device", device="ghost 1", topic="v3/a/devices/ghost/up"),
+        ]
+    )
+    store.write_dead_letters([dead_letter(2)])  # same instant as another: both are kept
+    letters = store.dead_letters()
+    assert len(letters) == 4
+    assert [d.received_at for d in letters] == [at(2), at(2), at(1), at(0)]
+    bad = letters[2]
+    assert (bad.reason, bad.detail, bad.raw) == ("bad_base64", "line one\nline two", b"\x00\x01")
+    assert {d.device for d in letters} == {"", "ghost 1"}
+    assert len(store.dead_letters(limit=2)) == 2
+    assert dict(store.health().dead_letters) == {
+        "not_json": 2,
+        "bad_base64": 1,
+        "unknown_device": 1,
+    }
+
+
+@pytest.mark.parametrize("device", AWKWARD_IDS)
+def test_awkward_device_ids_round_trip(store: Store, device: str) -> None:
+    store.write_uplinks([record(device, 0), record(device, 10), record("plain", 5)])
+    summary = store.device(device)
+    assert summary is not None
+    assert (summary.device, summary.uplinks) == (device, 2)
+    assert [d.device for d in store.devices()] == sorted([device, "plain"])
+    assert [r.time for r in store.readings(device, at(0), at(60))] == [at(0), at(10)]
+    assert [r.device for r in store.raw_uplinks(device)] == [device, device]
+
+
+def test_site_tags_do_not_leak_into_values(store: Store) -> None:
+    site = {"site": "Bernau Nord", "building": "B,3"}
+    store.write_uplinks([record("em-1", 0, {"power_w": 5.0}, site=site)])
+    (row,) = store.readings("em-1", at(0), at(1))
+    assert dict(row.values) == {"power_w": 5.0}
+    summary = store.device("em-1")
+    assert summary is not None and dict(summary.last_reading) == {"power_w": 5.0}

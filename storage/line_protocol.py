@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 from decoders.core import VOCABULARY, Value
 
@@ -29,12 +30,14 @@ INT64_MAX = 2**63 - 1
 _SPECIAL = (" ", ",", "=")
 
 
+@lru_cache(maxsize=1024)
 def escape_measurement(name: str) -> str:
     """A measurement name: commas and spaces escaped."""
     _check_name("measurement", name)
     return name.replace(",", "\\,").replace(" ", "\\ ")
 
 
+@lru_cache(maxsize=4096)
 def escape_key(key: str) -> str:
     """A tag or field key: commas, equals signs and spaces escaped."""
     _check_name("key", key)
@@ -43,6 +46,7 @@ def escape_key(key: str) -> str:
     return key.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
+@lru_cache(maxsize=65536)
 def escape_tag_value(value: str) -> str:
     """A tag value: commas, equals signs and spaces escaped; unrepresentable values refused."""
     if not value:
@@ -68,8 +72,8 @@ def encode_field(name: str, value: Value) -> str:
     InfluxDB fixes a field's type on its first write and rejects others; a float field a decoder
     happens to report as the integer ``95`` must still be written as a float.
     """
-    spec = VOCABULARY.get(name)
-    kind: type = spec.type if spec is not None else type(value)
+    key, declared = _field_spec(name)
+    kind: type = declared or type(value)
     if isinstance(value, str) or kind is str:
         text = escape_string(str(value))
     elif isinstance(value, bool) or kind is bool:
@@ -86,7 +90,22 @@ def encode_field(name: str, value: Value) -> str:
         if not math.isfinite(number_f):
             raise ValueError(f"field {name}={value} is not a finite number")
         text = repr(number_f)
-    return f"{escape_key(name)}={text}"
+    return f"{key}={text}"
+
+
+@lru_cache(maxsize=4096)
+def _field_spec(name: str) -> tuple[str, type | None]:
+    spec = VOCABULARY.get(name)
+    return escape_key(name), (spec.type if spec is not None else None)
+
+
+@lru_cache(maxsize=65536)
+def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    head = escape_measurement(measurement)
+    for key, value in tags:
+        if value:
+            head += f",{escape_key(key)}={escape_tag_value(value)}"
+    return head
 
 
 def encode_line(
@@ -95,10 +114,7 @@ def encode_line(
     """One line: measurement, sorted tags (empty values left out), sorted fields, time in ns."""
     if not fields:
         raise ValueError(f"a {measurement} point needs at least one field")
-    head = escape_measurement(measurement)
-    for key in sorted(tags):
-        if tags[key]:
-            head += f",{escape_key(key)}={escape_tag_value(tags[key])}"
+    head = _series_key(measurement, tuple(sorted(tags.items())))
     body = ",".join(encode_field(name, fields[name]) for name in sorted(fields))
     return f"{head} {body} {time_ns}"
 

@@ -1,0 +1,139 @@
+"""InfluxDB write figures: readings/s through the store vs bare bulk POST /write; spool drain.
+
+Starts its own influxd (Debian's 1.6) on free ports in a temp dir.
+
+    .venv/bin/python bench/influx_write.py [--uplinks 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from storage.influx import InfluxStore
+from storage.influx_schema import uplink_lines
+from storage.schema import UplinkRecord
+from tests.influxd import Influxd, start_influxd
+from tests.storage.records import record
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    influxd = subprocess.run(["influxd", "version"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {influxd}"
+
+
+def records(count: int, devices: int = 500) -> list[UplinkRecord]:
+    """``count`` uplinks of ``devices`` meters, 15 minutes apart per meter."""
+    return [
+        record(
+            f"em-{i % devices}",
+            (i // devices) * 15,
+            {"energy_import_kwh": 1000.0 + i, "power_w": 1200.5, "battery_pct": 88.0},
+        )
+        for i in range(count)
+    ]
+
+
+def bare_post(base: str, db: str, lines: list[str], batch: int) -> float:
+    """Seconds to POST the lines in bulk, ``batch`` lines a request, one connection."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        client.post("/query", data={"q": f'CREATE DATABASE "{db}"'})
+        started = time.perf_counter()
+        for i in range(0, len(lines), batch):
+            body = "\n".join(lines[i : i + batch]).encode()
+            response = client.post("/write", params={"db": db, "precision": "ns"}, content=body)
+            response.raise_for_status()
+        return time.perf_counter() - started
+
+
+def through_store(url: str, spool: Path, batch: list[UplinkRecord], per_call: int) -> float:
+    """Seconds from the first ``write_uplinks`` until everything is in InfluxDB."""
+    store = InfluxStore(url, spool_path=spool)
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(batch), per_call):
+            store.write_uplinks(batch[i : i + per_call])
+        if not store.flush(120):
+            raise RuntimeError(f"store did not drain: {store.health().detail}")
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def drain(server: Influxd, url: str, spool: Path, batch: list[UplinkRecord]) -> tuple[float, int]:
+    """Spool the batch while influxd is down; seconds to drain it once influxd is back."""
+    server.stop()
+    store = InfluxStore(url, spool_path=spool, close_timeout_s=1, create_database=False)
+    store.write_uplinks(batch)
+    depth = store.spool.lines
+    store.close()
+    server.start()
+    store = InfluxStore(url, spool_path=spool)
+    try:
+        started = time.perf_counter()
+        if not store.flush(300):
+            raise RuntimeError(f"spool did not drain: {store.health().detail}")
+        return time.perf_counter() - started, depth
+    finally:
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uplinks", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="lines per bare POST")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-influx-"))
+    server = start_influxd(work / "influxd")
+    try:
+        batch = records(args.uplinks)
+        lines = [line for r in batch for line in uplink_lines(r)]
+        readings = args.uplinks  # one medium point (3 fields) per uplink, plus radio and raw
+        print(f"machine: {machine()}")
+        print(f"{args.uplinks} uplinks = {len(lines)} lines (medium point + radio + raw uplink)")
+
+        bare = bare_post(server.base_url, "bare", lines, args.batch)
+        print(
+            f"bare bulk POST /write ({args.batch} lines/request): {len(lines) / bare:,.0f} lines/s"
+            f" = {readings / bare:,.0f} readings/s"
+        )
+        for per_call in (1000, 1):
+            url = server.new_database_url()
+            seconds = through_store(url, work / f"spool-{per_call}.db", batch, per_call)
+            print(
+                f"store.write_uplinks ({per_call} uplinks/call) → InfluxDB:"
+                f" {readings / seconds:,.0f} readings/s, {len(lines) / seconds:,.0f} lines/s,"
+                f" {bare / seconds:.2f} x bare POST"
+            )
+        url = server.new_database_url()
+        server.query(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+        seconds, depth = drain(server, url, work / "spool-drain.db", batch)
+        print(
+            f"spool drain after an outage: {depth} lines in {seconds:.2f} s ="
+            f" {depth / seconds:,.0f} lines/s, {readings / seconds:,.0f} readings/s"
+        )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -119,6 +119,7 @@ class MqttSource:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_connect_fail = self._on_connect_fail
         self._thread: threading.Thread | None = None
 
@@ -190,10 +191,25 @@ class MqttSource:
         self.connects += 1
         self.last_error = ""
         client.subscribe([(topic, self.qos) for topic in self.topics])
-        self.connected.set()
-        log.info(
-            "connected to %s, subscribed to %s", self.address, ", ".join(self.topics)
-        )  # fmt: skip
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [t for t, r in zip(self.topics, reasons, strict=False) if r.is_failure]
+        if refused:
+            self.last_error = (
+                f"{self.address.host} refused the subscription to {', '.join(refused)}: check"
+                " LORAMETER_MQTT_TOPICS (TTS allows only v3/<application-id>@<tenant>/...)"
+            )
+            log.error("%s", self.last_error)
+        if len(refused) < len(self.topics):
+            self.connected.set()
+            log.info("connected to %s, subscribed to %s", self.address, ", ".join(self.topics))
 
     def _on_disconnect(
         self,

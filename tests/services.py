@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Mosquitto", "free_port", "start_mosquitto", "wait_for_port"]
 
@@ -45,6 +47,7 @@ class Mosquitto:
     port: int
     process: subprocess.Popen[bytes]
     config: Path
+    log: IO[bytes]
 
     @property
     def url(self) -> str:
@@ -57,6 +60,7 @@ class Mosquitto:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
 
 
 def start_mosquitto(workdir: Path, *, port: int | None = None, extra: str = "") -> Mosquitto:
@@ -69,6 +73,8 @@ def start_mosquitto(workdir: Path, *, port: int | None = None, extra: str = "") 
         f"listener {port} 127.0.0.1\n"
         + ("allow_anonymous true\n" if "allow_anonymous" not in extra else "")
         + "persistence false\nmax_inflight_messages 100\nmax_queued_messages 100000\n"
+        # as root, mosquitto drops to user 'mosquitto', who cannot read our temp files
+        + ("user root\n" if os.geteuid() == 0 else "")
         + extra
     )
     log = open(workdir / f"mosquitto-{port}.log", "wb")  # noqa: SIM115 - lives with the process
@@ -77,5 +83,6 @@ def start_mosquitto(workdir: Path, *, port: int | None = None, extra: str = "") 
         wait_for_port(port)
     except TimeoutError:
         process.kill()
+        log.close()
         raise RuntimeError(f"mosquitto did not start; see {workdir}/mosquitto-{port}.log") from None
-    return Mosquitto(port, process, config)
+    return Mosquitto(port, process, config, log)

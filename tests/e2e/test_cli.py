@@ -1,4 +1,4 @@
-"""The ``lorameter`` command as a user runs it: decode, replay, demo, and clear connection errors."""
+"""``lorameter`` as a user runs it: decode, replay, demo, and clear connection errors."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def test_uplinks_and_bad_input_end_to_end(mosquitto, publisher: Publisher, run_l
             model="elv-lw-esi",
             dev_eui="",
             f_cnt=2,
-        ),  # fmt: skip
+        ),
         "no_payload": tts_up("esi-9", None, f_port=None, dev_eui="", f_cnt=3),
         "too_large": tts_up("esi-9", b"\x01" * 800_000, f_port=10, dev_eui="", f_cnt=4),
     }

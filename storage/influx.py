@@ -312,6 +312,7 @@ class InfluxStore:
                     f"SELECT count(f_port) FROM {UPLINK}",
                     f"SELECT count(topic) FROM {DEAD_LETTER} GROUP BY reason",
                 ],
+                timeout=min(self.timeout_s, 3.0),  # /health answers even if InfluxDB hangs
             )
             for series in results[0].get("series", []):
                 uplinks = int(series["values"][0][1])
@@ -325,7 +326,7 @@ class InfluxStore:
         if write_error is not None and str(write_error) not in problems:
             problems.append(f"writes fail: {write_error}")
         age = self.spool.oldest_age_s()
-        depth = self.spool.lines
+        batches, depth = self.spool.depth()
         if self.spool.full:
             problems.append(f"the spool {self.spool.path} is full: free disk space")
         free = _disk_free(self.spool.path)
@@ -355,7 +356,7 @@ class InfluxStore:
                 "problems": problems,
                 "spool_path": str(self.spool.path),
                 "spool_depth": depth,
-                "spool_batches": self.spool.rows,
+                "spool_batches": batches,
                 "spool_oldest_age_s": round(age, 3),
                 "spool_max_age_s": self.spool_max_age_s,
                 "spool_full": self.spool.full,

@@ -69,12 +69,15 @@ class InfluxTarget:
         if response.status_code != 204:
             raise self._http_error(response)
 
-    def query(self, client: httpx.Client, statements: list[str]) -> list[dict[str, Any]]:
+    def query(
+        self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run InfluxQL statements in one request; their results, each checked for an error."""
         data = {"db": self.database, "q": ";\n".join(statements), "epoch": "ns"}
         if self.retention_policy:
             data["rp"] = self.retention_policy
-        response = self._send(client, "POST", "/query", data=data)
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        response = self._send(client, "POST", "/query", data=data, **extra)
         if response.status_code != 200:
             raise self._http_error(response)
         results: list[dict[str, Any]] = response.json().get("results", [])
@@ -86,7 +89,7 @@ class InfluxTarget:
             # 1.x answers a failing multi-statement query with just "not executed": ask once
             # more with the first statement alone, to say why.
             if len(statements) > 1:
-                self.query(client, statements[:1])
+                self.query(client, statements[:1], timeout=timeout)
             raise self._query_error(errors[0])
         return results
 

@@ -167,6 +167,12 @@ class Spool:
             if not self.rows:
                 self.lines = 0
 
+    def depth(self) -> tuple[int, int]:
+        """(batches, lines) in the file now, whichever process spooled them."""
+        with self._lock:
+            rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
+        return int(rows), int(lines)
+
     def oldest_age_s(self) -> float:
         """Seconds since the oldest unsent batch was spooled; 0 when the spool is empty."""
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +314,26 @@ def test_rejected_lines_are_kept_and_reported(influxd: Influxd, spool_path: Path
         assert health.uplinks == 2  # InfluxDB took the batch's other lines
     finally:
         store.close()
+
+
+def test_hanging_influxdb_times_out_and_spools(tmp_path: Path) -> None:
+    """A server that accepts connections and never answers (a hung influxd, a dead proxy)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        url = f"influxdb://127.0.0.1:{hung.getsockname()[1]}/lorameter"
+        store = _open(url, tmp_path / "s.db", timeout_s=0.5, close_timeout_s=0.5)
+        try:
+            started = time.monotonic()
+            for minute in range(20):
+                store.write_uplinks([record("em-1", minute)])
+            assert time.monotonic() - started < 0.5  # the writer never waits on InfluxDB
+            assert not store.flush(5)
+            health = store.health()
+            assert time.monotonic() - started < 5
+            assert not health.ok
+            assert health.extra["error_kind"] == "timeout"
+            assert "did not answer in time" in _one_line(health.detail)
+            assert health.extra["spool_depth"] == 60
+        finally:
+            store.close()

@@ -40,9 +40,7 @@ def _lorawan_index() -> MappingProxyType[str, Decoder]:
         for lorawan_id in decoder.lorawan_ids:
             key = lorawan_id.lower()
             if key in index:
-                raise ValueError(
-                    f"TTS id {lorawan_id} claimed by {index[key].id} and {decoder.id}"
-                )
+                raise ValueError(f"TTS id {lorawan_id} claimed by {index[key].id} and {decoder.id}")
             index[key] = decoder
     return MappingProxyType(index)
 

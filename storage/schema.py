@@ -27,9 +27,9 @@ __all__ = [
     "Point",
     "RawUplink",
     "UplinkRecord",
+    "from_ns",
     "reading_points",
     "to_ns",
-    "from_ns",
 ]
 
 RADIO = "radio"

@@ -204,7 +204,7 @@ class SQLiteStore:
 
     def _summary(self, row: tuple[object, ...]) -> DeviceSummary:
         device, dev_eui, decoder, medium, meter, first_ns, last_ns, uplinks, last_f_cnt = row
-        assert isinstance(device, str) and isinstance(medium, str)
+        device, medium = str(device), str(medium)
         last = self._latest(device, medium)
         last_at = from_ns(last[0]) if last else None
         last_values = last[1] if last else {}
@@ -292,6 +292,7 @@ class SQLiteStore:
             args.append(to_ns(start))
         sql += " ORDER BY received_ns LIMIT ?"
         args.append(limit)
+        rows = self._query(sql, args)
         return [
             RawUplink(
                 dedup_key=str(key),
@@ -307,9 +308,7 @@ class SQLiteStore:
                 meter=str(meter),
                 simulated=bool(sim),
             )
-            for key, dev, eui, net, ns, port, cnt, payload, decoder, medium, meter, sim in self._query(
-                sql, args
-            )
+            for key, dev, eui, net, ns, port, cnt, payload, decoder, medium, meter, sim in rows
         ]
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -126,11 +127,13 @@ def test_reconnect_resubscribes(tmp_path: Path, run_lorameter) -> None:
         pub.send(TTS_TOPIC.format("esi-9"), tts_up("esi-9", ESI, f_port=10, brand="elv",
                  model="elv-lw-esi", f_cnt=2, received_at="2025-11-20T12:00:00Z"))  # fmt: skip
         pub.close()
-        assert app.stop() == 0  # SIGTERM: stores what it has, then exits cleanly
-        import sqlite3
 
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM raw_uplinks").fetchone()[0] == 2
+        def stored() -> int:
+            with sqlite3.connect(db) as conn:
+                return int(conn.execute("SELECT count(*) FROM raw_uplinks").fetchone()[0])
+
+        app.wait_for(lambda: stored() == 2, "the uplink sent after the reconnect")
+        assert app.stop() == 0  # SIGTERM: stores what it has, then exits cleanly
         assert "Traceback" not in app.output()
     finally:
         broker.stop()

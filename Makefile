@@ -1,0 +1,55 @@
+# Bootstrap and everyday commands. `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test test-fast check fmt lint type bench new-decoder services clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lorameter needs Python 3.11 or newer (python3 is " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: $(STAMP)  ## the demo: embedded broker, simulated fleet, API on http://127.0.0.1:8000
+	$(BIN)/lorameter demo
+
+services:
+	@./scripts/ensure-services.sh
+
+test: $(STAMP) services  ## the whole test suite, with the real mosquitto and influxd
+	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## only the tests that need no services
+	$(BIN)/pytest -m "not integration" -k "not influxdb"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: $(STAMP)
+	$(BIN)/mypy
+
+check: lint type test
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) services
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/e2e_sqlite.py
+	$(BIN)/python bench/influx_write.py
+	$(BIN)/python bench/e2e_influx.py
+
+new-decoder:  ## make new-decoder ID=vendor_model
+	@test -n "$(ID)" || (echo "usage: make new-decoder ID=vendor_model" && exit 2)
+	@test ! -e decoders/devices/$(ID).py || (echo "decoders/devices/$(ID).py exists" && exit 2)
+	cp decoders/devices/_template.py decoders/devices/$(ID).py
+	@echo "now edit decoders/devices/$(ID).py, then: $(BIN)/pytest tests/decoders -k $(ID)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

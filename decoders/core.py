@@ -28,6 +28,7 @@ __all__ = [
     "Uplink",
     "Value",
     "Values",
+    "check_values",
     "pulse_values",
     "readings_to_json",
     "unpack",
@@ -253,30 +254,32 @@ class Decoder:
             raise DecodeError(f"malformed payload: {type(exc).__name__}: {exc}") from exc
         readings = [Reading(output)] if isinstance(output, dict) else list(output)
         for reading in readings:
-            self._check(reading.values)
+            check_values(reading.values, self.fields)
         return readings
 
-    def _check(self, values: Values) -> None:
-        for name, value in values.items():
-            if name not in self.fields:
-                raise DecodeError(f"decoder emitted undeclared field {name!r}")
-            spec = VOCABULARY[name]
-            if spec.type is bool:
-                if not isinstance(value, bool):
-                    raise DecodeError(f"{name} must be true/false, got {value!r}")
-                continue
-            if spec.type is str:
-                if not isinstance(value, str):
-                    raise DecodeError(f"{name} must be text, got {value!r}")
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise DecodeError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise DecodeError(f"{name} is not a finite number ({value})")
-            if not spec.low <= value <= spec.high:
-                raise DecodeError(
-                    f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
-                )
+
+def check_values(values: Values, allowed: Sequence[str]) -> None:
+    """Raise DecodeError unless every value is an allowed field of the right type and range."""
+    for name, value in values.items():
+        if name not in allowed:
+            raise DecodeError(f"decoder emitted undeclared field {name!r}")
+        spec = VOCABULARY[name]
+        if spec.type is bool:
+            if not isinstance(value, bool):
+                raise DecodeError(f"{name} must be true/false, got {value!r}")
+            continue
+        if spec.type is str:
+            if not isinstance(value, str):
+                raise DecodeError(f"{name} must be text, got {value!r}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DecodeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise DecodeError(f"{name} is not a finite number ({value})")
+        if not spec.low <= value <= spec.high:
+            raise DecodeError(
+                f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
+            )
 
 
 def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:

@@ -10,6 +10,9 @@ devices:
     tags: {site: plant-3}           # site tags, on every reading
     meter_timezone: Europe/Berlin   # the zone of the meter's own clock (default UTC)
     params: {pulse_factor: 10, pulse_unit: l, pulse_offset: 1234.5, aes_key: "00..."}
+  - device: th-17                   # zero-code: the network server decodes, we map its output
+    medium: water
+    profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
 ```
 """
 
@@ -26,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decoders.core import MEDIA
+from decoders.profile import FieldMapping, parse_profile
 
 __all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
 
@@ -50,6 +54,7 @@ class DeviceEntry(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     meter_timezone: str = "UTC"
     params: dict[str, Any] = Field(default_factory=dict)
+    profile: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("dev_eui")
     @classmethod
@@ -83,11 +88,27 @@ class DeviceEntry(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            parse_profile(value)
+        return value
+
     @model_validator(mode="after")
     def _named(self) -> DeviceEntry:
         if not self.device and not self.dev_eui:
             raise ValueError("an entry needs a device id or a dev_eui")
+        if self.profile and self.decoder:
+            raise ValueError("give a decoder or a profile, not both")
+        if self.profile and not self.medium:
+            raise ValueError("a profile device needs its medium")
         return self
+
+    @property
+    def mappings(self) -> tuple[FieldMapping, ...]:
+        """The parsed zero-code profile (empty if the device has a decoder)."""
+        return parse_profile(self.profile) if self.profile else ()
 
     @property
     def name(self) -> str:

@@ -50,6 +50,7 @@ class ParsedUplink:
     model_id: str = ""
     radio: RadioInfo = field(default_factory=RadioInfo)
     attributes: Mapping[str, str] = field(default_factory=dict)
+    decoded: Mapping[str, Any] | None = None  # the network server's own decoder output
 
 
 class _Model(BaseModel):
@@ -98,6 +99,7 @@ class _TtsUplink(_Model):
     f_port: int = Field(0, ge=0, le=255)
     f_cnt: int = Field(0, ge=0)
     frm_payload: str = ""
+    decoded_payload: dict[str, Any] | None = None
     rx_metadata: list[_TtsRx] = []
     settings: _TtsSettings = _TtsSettings()
     received_at: datetime | None = None
@@ -148,6 +150,7 @@ class _CsUp(_Model):
     f_cnt: int = Field(0, alias="fCnt", ge=0)
     f_port: int = Field(0, alias="fPort", ge=0, le=255)
     data: str = ""
+    object: dict[str, Any] | None = None
     rx_info: list[_CsRx] = Field([], alias="rxInfo")
     tx_info: _CsTx | None = Field(None, alias="txInfo")
 
@@ -237,6 +240,7 @@ def _from_tts(up: _TtsUp) -> ParsedUplink:
         model_id=versions.model_id,
         radio=radio,
         attributes=msg.attributes,
+        decoded=msg.decoded_payload,
     )
 
 
@@ -266,6 +270,7 @@ def _from_chirpstack(up: _CsUp) -> ParsedUplink:
         payload=payload,
         radio=radio,
         attributes=up.device_info.tags,
+        decoded=up.object,
     )
 
 

@@ -6,16 +6,21 @@ always gives the same result and the same points.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from decoders import registry
-from decoders.core import DecodeError, Decoder, Uplink
+from decoders.core import DecodeError, Decoder, Reading, Uplink
+from decoders.profile import map_decoded
 from ingest.devices import DeviceEntry, DeviceRegistry
 from ingest.envelope import EnvelopeError, ParsedUplink, parse_envelope
 from storage.schema import DeadLetter, RawUplink, UplinkRecord, radio_point, reading_points
 
 __all__ = ["REASONS", "Accepted", "Pipeline", "Rejected"]
+
+# The decoder id of readings mapped from a network server's own decoded output.
+PROFILE = "profile"
 
 # Every dead-letter reason, in the order /health lists them.
 REASONS = (
@@ -70,6 +75,8 @@ class Pipeline:
         if up.f_port == 0 or not up.payload:
             what = "MAC-only uplink (fPort 0)" if up.f_port == 0 else f"fPort {up.f_port}"
             return reject("no_payload", f"{what} without application payload", device)
+        if entry and entry.profile:
+            return self._profiled(up, entry, reject)
         try:
             decoder = self._select(up, entry)
         except _Unroutable as exc:
@@ -116,6 +123,44 @@ class Pipeline:
             tags.update(entry.tags)
         points = reading_points(readings, medium=medium, received_at=up.received_at, tags=tags)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
+        return Accepted(UplinkRecord(raw, tuple(points)))
+
+    def _profiled(
+        self, up: ParsedUplink, entry: DeviceEntry, reject: Callable[..., Rejected]
+    ) -> Accepted | Rejected:
+        """A zero-code device: our fields from the network server's decoded output."""
+        raw = RawUplink(
+            device=entry.name,
+            dev_eui=up.dev_eui,
+            network=up.network,
+            dedup_key=up.dedup_key,
+            received_at=up.received_at,
+            f_port=up.f_port,
+            f_cnt=up.f_cnt,
+            payload=up.payload,
+            decoder=PROFILE,
+            medium=entry.medium,
+            meter=entry.meter,
+            simulated=up.simulated,
+        )
+        if up.simulated:
+            return Accepted(UplinkRecord(raw, ()))
+        if up.decoded is None:
+            return reject(
+                "decode_error",
+                "the device maps the network server's decoded output, but this uplink carries"
+                " none (its payload formatter failed or none is configured)",
+                entry.name,
+            )
+        try:
+            values = map_decoded(up.decoded, entry.mappings)
+        except DecodeError as exc:
+            return reject("decode_error", f"{PROFILE}: {exc}", entry.name)
+        tags = {"device": entry.name, "meter": entry.meter, "decoder": PROFILE, **entry.tags}
+        points = reading_points(
+            [Reading(values)], medium=entry.medium, received_at=up.received_at, tags=tags
+        )
+        points.append(radio_point(entry.name, up.received_at, up.f_cnt, up.radio))
         return Accepted(UplinkRecord(raw, tuple(points)))
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from ingest.devices import parse_registry
+from ingest.devices import RegistryError, parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
 from storage.schema import RADIO
 from tests.helpers import chirpstack_up, tts_up
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FIXTURES = Path(__file__).parent / "fixtures"
 ESI = bytes.fromhex("03010BB8 01 01 00 40420F0000 00 10270000".replace(" ", ""))
 PULSES = bytes.fromhex("0175 5C 0367 0401 05C8 E8030000".replace(" ", ""))  # 1000 pulses
 
@@ -161,3 +163,72 @@ def test_one_megabyte_message_is_rejected_unread() -> None:
 def test_known_device_name_in_dead_letter() -> None:
     letter = rejected(tts_up("pulse-1", b"\xff", f_port=85, dev_eui=""), "decode_error").letter
     assert letter.device == "pulse-1"
+
+
+PROFILED = parse_registry(
+    {
+        "devices": [
+            {
+                "device": "wm-0731",
+                "medium": "water",
+                "meter": "WM-2024-000731",
+                "profile": {
+                    "volume_m3": {"path": "volume_l", "unit": "l"},
+                    "battery_v": {"path": "battery_mv", "unit": "mV"},
+                    "alarm_leak": "leak",
+                },
+            },
+            {
+                "dev_eui": "a84041ffff1c0042",
+                "medium": "electricity",
+                "profile": {"energy_import_kwh": "energy_kwh", "power_w": "power_w"},
+            },
+        ]
+    }
+)
+
+
+def test_zero_code_profile_maps_tts_decoded_payload() -> None:
+    message = (FIXTURES / "tts-uplink-example.json").read_bytes()
+    out = run(message, registry=PROFILED)
+    assert isinstance(out, Accepted), out
+    water = next(p for p in out.record.points if p.measurement == "water")
+    assert water.fields == {"volume_m3": 123.456, "battery_v": 3.6, "alarm_leak": False}
+    assert water.tags["decoder"] == "profile"
+    assert out.record.raw.payload  # the raw bytes are kept for a real decoder later
+
+
+def test_zero_code_profile_maps_chirpstack_object() -> None:
+    message = (FIXTURES / "chirpstack-up-example.json").read_bytes()
+    out = run(message, registry=PROFILED)
+    assert isinstance(out, Accepted), out
+    meter = next(p for p in out.record.points if p.measurement == "electricity")
+    assert meter.fields == {"energy_import_kwh": 12345.678, "power_w": 512.0}
+
+
+def test_zero_code_profile_without_decoded_output_is_a_dead_letter() -> None:
+    document = json.loads((FIXTURES / "tts-uplink-example.json").read_bytes())
+    del document["uplink_message"]["decoded_payload"]  # the TTS formatter failed
+    letter = rejected(json.dumps(document).encode(), "decode_error", registry=PROFILED).letter
+    assert "carries none" in letter.detail
+    document["uplink_message"]["decoded_payload"] = {"volume_l": "n/a"}
+    letter = rejected(json.dumps(document).encode(), "decode_error", registry=PROFILED).letter
+    assert "not a number" in letter.detail
+
+
+def test_profile_needs_medium_and_excludes_decoder() -> None:
+    with pytest.raises(RegistryError, match="needs its medium"):
+        parse_registry({"devices": [{"device": "a", "profile": {"volume_m3": "v"}}]})
+    with pytest.raises(RegistryError, match="not both"):
+        parse_registry(
+            {
+                "devices": [
+                    {
+                        "device": "a",
+                        "medium": "water",
+                        "decoder": "elv_lw_esi",
+                        "profile": {"volume_m3": "v"},
+                    }
+                ]
+            }
+        )

@@ -40,6 +40,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP) services
+	$(BIN)/python bench/decoders.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/e2e_sqlite.py
 	$(BIN)/python bench/influx_write.py

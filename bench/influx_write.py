@@ -8,8 +8,6 @@ Starts its own influxd (Debian's 1.6) on free ports in a temp dir.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import common
 from storage.influx import InfluxStore
 from storage.influx_schema import uplink_lines
 from storage.schema import UplinkRecord
@@ -28,16 +27,9 @@ from tests.storage.records import record
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    """The machine and the InfluxDB version the figures were measured with."""
     influxd = subprocess.run(["influxd", "version"], capture_output=True, text=True).stdout.strip()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {influxd}"
+    return f"{common.machine()}, {influxd}"
 
 
 def records(count: int, devices: int = 500) -> list[UplinkRecord]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.influx_write import machine
+from bench.common import machine
 from ingest import simulator
 from ingest.devices import parse_registry
 from ingest.pipeline import Accepted, Pipeline

@@ -6,10 +6,14 @@ Both are real brokers speaking MQTT 3.1.1 on 127.0.0.1; nothing here is a stand-
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import getpass
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +65,13 @@ def _mosquitto_binary() -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to end the broker when the demo process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_embedded_broker(prefer: str = "auto") -> EmbeddedBroker:
     """Start a broker on a free loopback port: mosquitto if installed (or asked), else amqtt."""
     port = _free_port()
@@ -71,9 +82,14 @@ def start_embedded_broker(prefer: str = "auto") -> EmbeddedBroker:
         config.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "max_inflight_messages 100\nmax_queued_messages 100000\n"
+            # stay the current user: dropping privileges would also drop _die_with_parent
+            f"user {getpass.getuser()}\n"
         )
         process = subprocess.Popen(
-            [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [binary, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         if _wait_for_port(port, 10):
 

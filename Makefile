@@ -2,19 +2,26 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+HASH   := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+RUN    := $(VENV)/.runtime-$(HASH)
+STAMP  := $(VENV)/.dev-$(HASH)
 
 .PHONY: demo test test-fast check fmt lint type bench new-decoder services clean
 
-$(STAMP): pyproject.toml
+$(RUN): pyproject.toml  # lorameter itself: all the demo needs
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lorameter needs Python 3.11 or newer (python3 is " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@rm -f $(VENV)/.installed-*
+	$(BIN)/pip install --quiet -e .
+	@rm -f $(VENV)/.runtime-*
 	@touch $@
 
-demo: $(STAMP)  ## the demo: embedded broker, simulated fleet, API on http://127.0.0.1:8000
+$(STAMP): $(RUN)  # plus the test and lint tools
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.dev-*
+	@touch $@
+
+demo: $(RUN)  ## the demo: embedded broker, simulated fleet, API on http://127.0.0.1:8000
 	$(BIN)/lorameter demo
 
 services:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from decoders import registry
 from decoders.core import DecodeError, Decoder, Reading, Uplink
@@ -75,27 +76,40 @@ class Pipeline:
         if up.f_port == 0 or not up.payload:
             what = "MAC-only uplink (fPort 0)" if up.f_port == 0 else f"fPort {up.f_port}"
             return reject("no_payload", f"{what} without application payload", device)
+        decode: Callable[[], list[Reading]]
         if entry and entry.profile:
-            return self._profiled(up, entry, reject)
-        try:
-            decoder = self._select(up, entry)
-        except _Unroutable as exc:
-            return reject(exc.reason, exc.detail, device)
-        medium = (entry.medium if entry else "") or decoder.medium or ""
-        if not medium:
-            return reject(
-                "unknown_device",
-                f"decoder {decoder.id} measures no fixed medium: give the device a medium"
-                " in the device registry",
-                device,
+            decoder_id, medium, mappings = PROFILE, entry.medium, entry.mappings
+
+            def decode() -> list[Reading]:
+                if up.decoded is None:
+                    raise DecodeError(
+                        "the device maps the network server's decoded output, but this uplink"
+                        " carries none (its payload formatter failed or none is configured)"
+                    )
+                return [Reading(map_decoded(up.decoded, mappings))]
+
+        else:
+            try:
+                decoder = self._select(up, entry)
+            except _Unroutable as exc:
+                return reject(exc.reason, exc.detail, device)
+            decoder_id = decoder.id
+            medium = (entry.medium if entry else "") or decoder.medium or ""
+            if not medium:
+                return reject(
+                    "unknown_device",
+                    f"decoder {decoder.id} measures no fixed medium: give the device a medium"
+                    " in the device registry",
+                    device,
+                )
+            uplink = Uplink(
+                f_port=up.f_port,
+                payload=up.payload,
+                received_at=up.received_at,
+                params=entry.decoder_params() if entry else {"medium": medium},
+                meter_tz=entry.timezone if entry else UTC,
             )
-        uplink = Uplink(
-            f_port=up.f_port,
-            payload=up.payload,
-            received_at=up.received_at,
-            params=entry.decoder_params() if entry else {"medium": medium},
-            meter_tz=entry.timezone if entry else UTC,
-        )
+            decode = partial(decoder.readings, uplink)
         meter = entry.meter if entry else ""
         raw = RawUplink(
             device=device,
@@ -106,7 +120,7 @@ class Pipeline:
             f_port=up.f_port,
             f_cnt=up.f_cnt,
             payload=up.payload,
-            decoder=decoder.id,
+            decoder=decoder_id,
             medium=medium,
             meter=meter,
             simulated=up.simulated,
@@ -115,52 +129,14 @@ class Pipeline:
             # Console-simulated uplinks must never reach metering data; keep them raw only.
             return Accepted(UplinkRecord(raw, ()))
         try:
-            readings = decoder.readings(uplink)
+            readings = decode()
         except DecodeError as exc:
-            return reject("decode_error", f"{decoder.id}: {exc}", device)
-        tags = {"device": device, "meter": meter, "decoder": decoder.id}
+            return reject("decode_error", f"{decoder_id}: {exc}", device)
+        tags = {"device": device, "meter": meter, "decoder": decoder_id}
         if entry:
             tags.update(entry.tags)
         points = reading_points(readings, medium=medium, received_at=up.received_at, tags=tags)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
-        return Accepted(UplinkRecord(raw, tuple(points)))
-
-    def _profiled(
-        self, up: ParsedUplink, entry: DeviceEntry, reject: Callable[..., Rejected]
-    ) -> Accepted | Rejected:
-        """A zero-code device: our fields from the network server's decoded output."""
-        raw = RawUplink(
-            device=entry.name,
-            dev_eui=up.dev_eui,
-            network=up.network,
-            dedup_key=up.dedup_key,
-            received_at=up.received_at,
-            f_port=up.f_port,
-            f_cnt=up.f_cnt,
-            payload=up.payload,
-            decoder=PROFILE,
-            medium=entry.medium,
-            meter=entry.meter,
-            simulated=up.simulated,
-        )
-        if up.simulated:
-            return Accepted(UplinkRecord(raw, ()))
-        if up.decoded is None:
-            return reject(
-                "decode_error",
-                "the device maps the network server's decoded output, but this uplink carries"
-                " none (its payload formatter failed or none is configured)",
-                entry.name,
-            )
-        try:
-            values = map_decoded(up.decoded, entry.mappings)
-        except DecodeError as exc:
-            return reject("decode_error", f"{PROFILE}: {exc}", entry.name)
-        tags = {"device": entry.name, "meter": entry.meter, "decoder": PROFILE, **entry.tags}
-        points = reading_points(
-            [Reading(values)], medium=entry.medium, received_at=up.received_at, tags=tags
-        )
-        points.append(radio_point(entry.name, up.received_at, up.f_cnt, up.radio))
         return Accepted(UplinkRecord(raw, tuple(points)))
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:

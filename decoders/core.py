@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "MEDIA",
+    "PULSE_FIELDS",
     "UNITS",
     "VOCABULARY",
     "DecodeError",
@@ -312,6 +313,10 @@ _PULSE_TARGETS = {
     "heat": ("energy_heat_kwh", {"wh": 1000.0, "kwh": 1.0}),
     "electricity": ("energy_import_kwh", {"wh": 1000.0, "kwh": 1.0}),
 }
+
+
+# What a pulse counter may emit through pulse_values: the count and every medium's register.
+PULSE_FIELDS = ("pulse_count", *dict.fromkeys(target for target, _ in _PULSE_TARGETS.values()))
 
 
 def pulse_values(count: int, params: Mapping[str, Any]) -> Values:

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import httpx
 
-from tests.services import find_binary, free_port
+from tests.services import find_binary, free_port, stop_process
 
 __all__ = ["Influxd", "start_influxd"]
 
@@ -130,12 +130,7 @@ class Influxd:
         """Stop influxd (SIGTERM, then SIGKILL after 10 s); its data stays in ``workdir``."""
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
         if self.log is not None:
             self.log.close()

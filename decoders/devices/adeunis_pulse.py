@@ -32,6 +32,7 @@ vendor/adeunis/pulse-codec.yaml, 0x5A with timestamp) and the Adeunis codec test
 from datetime import UTC, datetime, timedelta
 
 from decoders.core import (
+    PULSE_FIELDS,
     DecodeError,
     Decoder,
     Example,
@@ -120,11 +121,8 @@ DECODER = Decoder(
     lorawan_ids=("adeunis/pulse", "adeunis/pulse-4"),
     decode=decode,
     fields=(
-        "pulse_count",
+        *PULSE_FIELDS,
         "pulse_count_2",
-        "volume_m3",
-        "energy_import_kwh",
-        "energy_heat_kwh",
         "alarm_low_battery",
     ),
     examples=(

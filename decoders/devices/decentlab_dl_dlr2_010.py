@@ -16,7 +16,16 @@ Source: Decentlab DL-DLR2 datasheet (Decentlab-DL-DLR2-datasheet.pdf) and the ve
 examples in the TTS Device Repository (vendor/decentlab/dl-dlr2-010-codec.yaml).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, pulse_values, unpack
+from decoders.core import (
+    PULSE_FIELDS,
+    DecodeError,
+    Decoder,
+    Example,
+    Uplink,
+    Values,
+    pulse_values,
+    unpack,
+)
 
 
 def decode(uplink: Uplink) -> Values:
@@ -58,11 +67,8 @@ DECODER = Decoder(
     lorawan_ids=("decentlab/dl-dlr2-010",),
     decode=decode,
     fields=(
-        "pulse_count",
+        *PULSE_FIELDS,
         "pulse_count_2",
-        "volume_m3",
-        "energy_import_kwh",
-        "energy_heat_kwh",
         "battery_v",
     ),
     examples=(

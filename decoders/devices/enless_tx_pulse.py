@@ -19,7 +19,16 @@ Source: Enless Wireless codec and examples in the TTS Device Repository
 tx-pulse-600-codec.yaml, tx-pulse-led-600-038-codec.yaml).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, pulse_values, unpack
+from decoders.core import (
+    PULSE_FIELDS,
+    DecodeError,
+    Decoder,
+    Example,
+    Uplink,
+    Values,
+    pulse_values,
+    unpack,
+)
 
 _TYPES = {0x08: "TX PULSE", 0x09: "TX PULSE ATEX", 0x0A: "TX PULSE LED"}
 _INPUTS = ("ch1", "ch2", "oc")
@@ -46,10 +55,7 @@ def decode(uplink: Uplink) -> Values:
 
 _GAS = {"medium": "gas", "pulse_factor": 10, "pulse_unit": "l"}
 _LED = {"medium": "electricity", "pulse_factor": 1, "pulse_unit": "wh", "pulse_input": "oc"}
-_FIELDS = (
-    "pulse_count", "volume_m3", "energy_import_kwh", "energy_heat_kwh", "alarm_leak",
-    "error_flags", "battery_pct",
-)  # fmt: skip
+_FIELDS = (*PULSE_FIELDS, "alarm_leak", "error_flags", "battery_pct")
 DECODER = Decoder(
     vendor="Enless Wireless",
     model="TX PULSE / TX PULSE LED",

@@ -28,6 +28,7 @@ import math
 from datetime import UTC, datetime
 
 from decoders.core import (
+    PULSE_FIELDS,
     DecodeError,
     Decoder,
     Example,
@@ -117,10 +118,7 @@ DECODER = Decoder(
     lorawan_ids=("milesight-iot/em300-di",),
     decode=decode,
     fields=(
-        "pulse_count",
-        "volume_m3",
-        "energy_import_kwh",
-        "energy_heat_kwh",
+        *PULSE_FIELDS,
         "temperature_c",
         "battery_pct",
         "alarm_leak",

@@ -14,7 +14,16 @@ Source: Netvox R718H / R718H2 user manuals, "Data Report"; the report layout as 
 TTS Device Repository codec examples (vendor/netvox/r718h-codec.yaml, r718h2-codec.yaml).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, pulse_values, unpack
+from decoders.core import (
+    PULSE_FIELDS,
+    DecodeError,
+    Decoder,
+    Example,
+    Uplink,
+    Values,
+    pulse_values,
+    unpack,
+)
 
 _TWO_INPUTS = {0x1F: False, 0x3F: True}
 
@@ -50,11 +59,8 @@ DECODER = Decoder(
     lorawan_ids=("netvox/r718h", "netvox/r718h2"),
     decode=decode,
     fields=(
-        "pulse_count",
+        *PULSE_FIELDS,
         "pulse_count_2",
-        "volume_m3",
-        "energy_import_kwh",
-        "energy_heat_kwh",
         "battery_v",
         "alarm_low_battery",
     ),

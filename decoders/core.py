@@ -26,6 +26,7 @@ __all__ = [
     "Kind",
     "Output",
     "Reading",
+    "Register",
     "Uplink",
     "Value",
     "Values",
@@ -208,6 +209,25 @@ Output = Values | Sequence[Reading]
 
 
 @dataclass(frozen=True)
+class Register:
+    """What metering needs to know of a counter field to turn its values into consumption.
+
+    ``rollover``: the value at which the register wraps back to 0, in the field's unit (an
+    8-digit BCD volume register with 3 decimals wraps at 100,000 m³; a 32-bit pulse counter at
+    2**32), or None when it does not wrap in practice (64-bit counters, IEEE floats).
+    ``delta``: the value counts only since the device's previous report (the device clears its
+    counter after each report) and is summed, not differenced.
+    """
+
+    rollover: float | None = None
+    delta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rollover is not None and not (math.isfinite(self.rollover) and self.rollover > 0):
+            raise ValueError(f"register rollover must be a positive number, got {self.rollover}")
+
+
+@dataclass(frozen=True)
 class Example:
     """A payload and what it must decode to (``expect``) or the error it must raise."""
 
@@ -236,12 +256,26 @@ class Decoder:
     medium: str | None = None  # None: the device registry says (pulse counters)
     lorawan_ids: tuple[str, ...] = ()  # TTS Device Repository "brand_id/model_id"
     description: str = ""
+    # Counter fields -> how the device's register behaves (width/rollover, cumulative or delta).
+    registers: Mapping[str, Register] = field(default_factory=dict)
     id: str = ""  # set by the registry from the module name
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.fields if name not in VOCABULARY]
         if unknown:
             raise ValueError(f"{self.vendor} {self.model}: fields not in the vocabulary: {unknown}")
+        stray = [name for name in self.registers if name not in self.fields]
+        stray += [
+            n for n in self.registers if n in VOCABULARY and VOCABULARY[n].kind != Kind.COUNTER
+        ]
+        if stray:
+            raise ValueError(
+                f"{self.vendor} {self.model}: registers for non-counter fields: {stray}"
+            )
+
+    def register(self, name: str) -> Register:
+        """How the counter ``name`` behaves (a plain cumulative register unless declared)."""
+        return self.registers.get(name, _CUMULATIVE)
         if self.medium is not None and self.medium not in MEDIA:
             raise ValueError(f"{self.vendor} {self.model}: unknown medium {self.medium!r}")
 
@@ -257,6 +291,9 @@ class Decoder:
         for reading in readings:
             check_values(reading.values, self.fields)
         return readings
+
+
+_CUMULATIVE = Register()
 
 
 def check_values(values: Values, allowed: Sequence[str]) -> None:

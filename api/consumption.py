@@ -238,7 +238,11 @@ def register_read(
     _check_register(field)
     found = store.series(field, at, at, devices=[summary.device]).get(summary.device)
     if found is None or len(found) == 0:
-        raise MeteringError(404, f"device {summary.device!r} has no {field} readings")
+        raise MeteringError(
+            404,
+            f"device {summary.device!r} has no {field} reading within 400 days before or after"
+            f" {at.isoformat()}: nothing to interpolate from, never extrapolated",
+        )
     model = config.register(field)
     if model.delta:
         raise MeteringError(

@@ -364,9 +364,13 @@ class SQLiteStore:
         devices: Sequence[str] | None = None,
         medium: str | None = None,
     ) -> dict[str, Series]:
-        if devices is None:
-            sql = "SELECT device FROM devices" + (" WHERE medium = ?" if medium else "")
-            devices = [str(d) for (d,) in self._query(sql, (medium,) if medium else ())]
+        if medium is not None:
+            of_medium = [str(d) for (d,) in self._query(
+                "SELECT device FROM devices WHERE medium = ?", (medium,)
+            )]  # fmt: skip
+            devices = of_medium if devices is None else sorted(set(devices) & set(of_medium))
+        elif devices is None:
+            devices = [str(d) for (d,) in self._query("SELECT device FROM devices")]
         if field in _COUNTER_SET:
             table, where = "counters", "device = ? AND field = ?"
         else:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,13 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.consumption import Window, fleet_reports  # noqa: E402
-from bench import common  # noqa: E402
-from metering.calendar import interval_bounds, to_ns  # noqa: E402
-from metering.meter import MeterConfig, device_consumption  # noqa: E402
-from storage.influx import InfluxStore  # noqa: E402
-from storage.sqlite import SQLiteStore  # noqa: E402
-from tests.influxd import start_influxd  # noqa: E402
+from api.consumption import Window, fleet_reports
+from bench import common
+from metering.calendar import interval_bounds, to_ns
+from metering.meter import MeterConfig, device_consumption
+from storage.influx import InfluxStore
+from storage.sqlite import SQLiteStore
+from tests.influxd import start_influxd
 
 BERLIN = ZoneInfo("Europe/Berlin")
 YEAR_START = datetime(2025, 1, 1, tzinfo=BERLIN)
@@ -77,12 +77,16 @@ def bench_one_meter(rounds: int, tmp: Path) -> None:
     client = TestClient(create_app(store, timezone="Europe/Berlin"))
     params = {"from": "2025-01-01", "to": "2026-01-01", "interval": "day"}
     answer = client.get("/api/v1/devices/wm-year/consumption", params=params)
-    assert answer.status_code == 200 and len(answer.json()["items"]) == 365, answer.text
-    api = median_ms(lambda: client.get("/api/v1/devices/wm-year/consumption", params=params), rounds)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["items"]) == 365
+    path = "/api/v1/devices/wm-year/consumption"
+    api = median_ms(lambda: client.get(path, params=params), rounds)
     read = median_ms(
         lambda: store.series("volume_m3", YEAR_START, end, devices=["wm-year"]), rounds
     )
-    print(f"  through the API      {api:8.2f} ms   (target < 100 ms; SQLite read alone {read:.2f} ms)")
+    print(
+        f"  through the API      {api:8.2f} ms   (target < 100 ms; SQLite read alone {read:.2f} ms)"
+    )
     store.close()
 
 
@@ -97,7 +101,10 @@ def fleet_series(meters: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _load_sqlite(store: SQLiteStore, series: dict[str, tuple[np.ndarray, np.ndarray]], medium: str) -> None:
+Fleet = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _load_sqlite(store: SQLiteStore, series: Fleet, medium: str) -> None:
     db = store._db()
     with db:
         db.executemany(
@@ -110,11 +117,14 @@ def _load_sqlite(store: SQLiteStore, series: dict[str, tuple[np.ndarray, np.ndar
         )
         db.executemany(
             "INSERT INTO devices VALUES (?,?,?,?,?,?,?,?,?)",
-            ((d, "", "", medium, "", int(t[0]), int(t[-1]), len(t), 0) for d, (t, _) in series.items()),
+            (
+                (d, "", "", medium, "", int(t[0]), int(t[-1]), len(t), 0)
+                for d, (t, _) in series.items()
+            ),
         )
 
 
-def _load_influx(base: str, database: str, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+def _load_influx(base: str, database: str, series: Fleet) -> None:
     with httpx.Client(base_url=base, timeout=120) as client:
         client.post("/query", data={"q": f'CREATE DATABASE "{database}"'}).raise_for_status()
         lines: list[str] = []
@@ -124,15 +134,21 @@ def _load_influx(base: str, database: str, series: dict[str, tuple[np.ndarray, n
                 for t, v in zip(times.tolist(), values.tolist(), strict=True)
             )
             if len(lines) >= 100_000:
-                client.post("/write", params={"db": database}, content="\n".join(lines)).raise_for_status()
+                _write(client, database, lines)
                 lines = []
         if lines:
-            client.post("/write", params={"db": database}, content="\n".join(lines)).raise_for_status()
+            _write(client, database, lines)
+
+
+def _write(client: httpx.Client, database: str, lines: list[str]) -> None:
+    client.post("/write", params={"db": database}, content="\n".join(lines)).raise_for_status()
 
 
 def bench_fleet(meters: int, rounds: int, tmp: Path) -> None:
     series = fleet_series(meters)
-    day = Window(datetime(2025, 6, 2, tzinfo=BERLIN), datetime(2025, 6, 3, tzinfo=BERLIN), "day", BERLIN)
+    day = Window(
+        datetime(2025, 6, 2, tzinfo=BERLIN), datetime(2025, 6, 3, tzinfo=BERLIN), "day", BERLIN
+    )
     start, end = day.start, day.end
     print(f"fleet of {meters} meters x 1 day of 15-min readings -> daily consumption per meter:")
     sqlite = SQLiteStore(tmp / "fleet.db")
@@ -147,13 +163,16 @@ def bench_fleet(meters: int, rounds: int, tmp: Path) -> None:
 
             def run(store: object = store) -> None:
                 reports = list(fleet_reports(store, {}, day, medium="water"))  # type: ignore[arg-type]
-                assert len(reports) == meters and reports[0].intervals.status[0] == "measured"
+                assert len(reports) == meters
+                assert reports[0].intervals.status[0] == "measured"
 
             whole = median_ms(run, rounds)
-            read = median_ms(lambda store=store: store.series("volume_m3", start, end, medium="water"), rounds)
+            read = median_ms(
+                lambda store=store: store.series("volume_m3", start, end, medium="water"), rounds
+            )
             print(
-                f"  {name:9}  {whole / 1000:6.3f} s   (target < 1 s; store read alone {read / 1000:.3f} s,"
-                f" metering {(whole - read) / 1000:.3f} s)"
+                f"  {name:9}  {whole / 1000:6.3f} s   (target < 1 s;"
+                f" store read alone {read / 1000:.3f} s, metering {(whole - read) / 1000:.3f} s)"
             )
         influx.close()
     finally:

@@ -217,11 +217,28 @@ def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Even
 # -- commands -------------------------------------------------------------------------------
 
 
+def _rollup(settings: Settings, store: Any) -> Any:
+    """The consumption points writer for dashboards, started (None when switched off)."""
+    from lorameter.rollup import Rollup
+
+    if not settings.rollup_interval_s:
+        return None
+    rollup = Rollup(
+        store,
+        _registry(settings).meter_configs(),
+        settings.timezone,
+        every_s=settings.rollup_interval_s,
+    )
+    rollup.start()
+    return rollup
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings)
     ingest = _ingest_service(settings, store)
     stop = threading.Event()
     ingest.start()
+    rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     threading.Thread(
         target=_watch_fatal, args=(ingest, lambda: signal.raise_signal(signal.SIGTERM), stop),
@@ -236,6 +253,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         stop.set()
+        if rollup is not None:
+            rollup.stop()
         ingest.stop()
         store.close()
     if ingest.fatal:
@@ -251,12 +270,15 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     ingest.start()
+    rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     try:
         while not stop.wait(0.2):
             if ingest.fatal:
                 break
     finally:
+        if rollup is not None:
+            rollup.stop()
         ingest.stop()
         store.close()
     if ingest.fatal:

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.devices import parse_registry
 from lorameter.demo import simulator
 from lorameter.demo.broker import start_embedded_broker
+from lorameter.rollup import Rollup
 from lorameter.settings import Settings
 
 __all__ = ["run_demo"]
@@ -76,6 +77,8 @@ def run_demo(
     settings = settings.model_copy(update={"mqtt_url": broker.url, "mqtt_client_id": ""})
     ingest = ingest_service(settings, store, devices)
     ingest.start()
+    rollup = Rollup(store, devices.meter_configs(), settings.timezone, every_s=60)
+    rollup.start()
     if not ingest.mqtt.wait_connected(15):
         broker.stop()
         raise fail(f"ingest could not connect to the embedded broker: {ingest.mqtt.last_error}")
@@ -107,6 +110,7 @@ def run_demo(
         serve_api(settings, store, ingest, started)
     finally:
         stop.set()
+        rollup.stop()
         publisher.close()
         ingest.stop()
         broker.stop()

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 import lorameter
-from api.routes import dead_letters, decoders, devices, health
+from api.routes import consumption, dead_letters, decoders, devices, health
 from api.web.policy import add_content_security_policy
+from metering.meter import MeterConfig
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, ingest: Any = None) -> FastAPI:
-    """The API over a store; ``ingest`` is the in-process ingest service, if any."""
+def create_app(
+    store: Store,
+    ingest: Any = None,
+    *,
+    meters: Mapping[str, MeterConfig] | None = None,
+    timezone: str = "Europe/Berlin",
+) -> FastAPI:
+    """The API over a store; ``ingest`` is the in-process ingest service, if any.
+
+    ``meters``: the registry's metering settings per device; ``timezone``: the site's zone.
+    """
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
     app: FastAPI = FastAPIOffline(
         title="lorameter",
@@ -27,6 +38,8 @@ def create_app(store: Store, ingest: Any = None) -> FastAPI:
     add_content_security_policy(app)
     app.state.store = store
     app.state.ingest = ingest
-    for module in (health, devices, decoders, dead_letters):
+    app.state.meters = dict(meters or {})
+    app.state.timezone = timezone
+    for module in (health, devices, consumption, decoders, dead_letters):
         app.include_router(module.router)
     return app

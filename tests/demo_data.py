@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ingest import simulator
 from ingest.devices import DeviceRegistry, parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
+from lorameter.demo import simulator
 from storage.base import Store
 
 __all__ = ["ZONE", "ConsumptionPoint", "Fleet", "consumption_points", "demo_fleet", "load"]

@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 import lorameter
 from api.routes import consumption, dead_letters, decoders, devices, health
+from api.web import mount_web
 from api.web.policy import add_content_security_policy
 from metering.meter import MeterConfig
 from storage.base import Store
@@ -42,4 +43,5 @@ def create_app(
     app.state.timezone = timezone
     for module in (health, devices, consumption, decoders, dead_letters):
         app.include_router(module.router)
+    mount_web(app)
     return app

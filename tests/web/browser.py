@@ -61,10 +61,14 @@ class Browser:
             and url not in self.blocked
         ]
 
-    def screenshot(self, page: Page, name: str) -> Path:
+    def screenshot(self, page: Page, name: str, selector: str = "") -> Path:
+        """The whole page, or only the element ``selector``, as build/screenshots/NAME.png."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if selector:
+            page.locator(selector).screenshot(path=str(path))
+        else:
+            page.screenshot(path=str(path), full_page=True)
         return path
 
 

@@ -201,4 +201,4 @@ def test_meter_page_for_every_medium(page: Page, base_url: str, fleet: Fleet) ->
         device = next(d for d, m in fleet.media.items() if m == medium)
         page.goto(f"{base_url}/meters/{device}")
         assert bars(page) >= 2, medium
-        assert page.locator(".card.register .value").inner_text() != "–", medium
+        assert any(c.isdigit() for c in page.locator(".card.register .value").inner_text())

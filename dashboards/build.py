@@ -16,18 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from metering.meter import PRIMARY_REGISTER
+
 __all__ = ["DATASOURCE_UID", "REGISTERS", "build", "main"]
 
 DATASOURCE_UID = "lorameter-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 MEDIA = ("electricity", "water", "heat", "gas")
 # The cumulative register of each medium: what a meter's consumption is computed from.
-REGISTERS = {
-    "electricity": "energy_import_kwh",
-    "water": "volume_m3",
-    "heat": "energy_heat_kwh",
-    "gas": "volume_m3",
-}
+REGISTERS = dict(PRIMARY_REGISTER)
 UNITS = {"energy_import_kwh": "kwatth", "energy_heat_kwh": "kwatth", "volume_m3": "m3"}
 _REGISTER_RE = "/^(" + "|".join(sorted(set(REGISTERS.values()))) + ")$/"
 _OUT = Path(__file__).parent / "json"
@@ -304,9 +301,46 @@ def network() -> Dict:
     )  # fmt: skip
 
 
+# The alarm flags meters report themselves (fields of the medium measurements, booleans).
+FLAGS = ("leak", "backflow", "burst", "tamper", "low_battery", "meter_error")
+_MEDIA_RE = "/^(" + "|".join(MEDIA) + ")$/"
+
+
+def alarms() -> Dict:
+    where = '$timeFilter AND "site" =~ /^$site$/ AND "device" =~ /^$device$/'
+    now = ", ".join(f'last("alarm_{f}") AS "{f}"' for f in FLAGS)
+    devices = query_variable(
+        "device",
+        "Device",
+        f'SHOW TAG VALUES FROM {_MEDIA_RE} WITH KEY = "device" WHERE "site" =~ /^$site$/',
+    )
+    return dashboard(
+        "lorameter-alarms",
+        "lorameter / Alarms",
+        [
+            panel("table", "Alarm flags at the last reading, per meter", [target(
+                f"SELECT {now} FROM {_MEDIA_RE} WHERE {where} GROUP BY \"device\"", table=True)],
+                (0, 0, 24, 9),
+                description="The flags meters report themselves. lorameter's own alarms (silent"
+                " meter, thresholds, acknowledgements) are in the web view and /api/v1/alarms."),
+            panel("timeseries", "Readings with an alarm flag set", [
+                target(f'SELECT count("alarm_{f}") FROM {_MEDIA_RE} WHERE {where}'
+                       f' AND "alarm_{f}" = true GROUP BY time($__interval), "device" fill(none)',
+                       chr(65 + i), alias=f"$tag_device {f}")
+                for i, f in enumerate(FLAGS)], (0, 9, 24, 9), custom=BARS),
+        ],
+        [SITE, devices],
+    )  # fmt: skip
+
+
 def build() -> dict[str, Dict]:
     """File name → dashboard, for every dashboard lorameter ships."""
-    return {"fleet.json": fleet(), "meter.json": meter(), "network.json": network()}
+    return {
+        "alarms.json": alarms(),
+        "fleet.json": fleet(),
+        "meter.json": meter(),
+        "network.json": network(),
+    }
 
 
 def render(board: Dict) -> str:

@@ -4,6 +4,8 @@ consumption points in the schema lorameter writes (until metering/ writes them i
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,11 +57,27 @@ def demo_fleet(size: int = 16) -> Fleet:
     return Fleet(meters, parse_registry(document, "test fleet"), media)
 
 
+LEAKING = "water-001"  # its last LEAK_UPLINKS uplinks report a leak (Axioma status 0x30)
+LEAK_UPLINKS = 4
+
+
+def _with_status(body: bytes, status: int) -> bytes:
+    """A Qalcosonic W1 uplink with another status byte (byte 4 of its frame)."""
+    message = json.loads(body)
+    frame = bytearray(base64.b64decode(message["uplink_message"]["frm_payload"]))
+    frame[4] = status
+    message["uplink_message"]["frm_payload"] = base64.b64encode(bytes(frame)).decode()
+    return json.dumps(message).encode()
+
+
 def load(store: Store, fleet: Fleet, end: datetime, days: float) -> int:
     """The fleet's history (and the demo's broken messages) through the pipeline into ``store``."""
     pipeline = Pipeline(fleet.registry)
     records, letters = [], []
     messages = [*simulator.bad_messages(), *simulator.history(fleet.meters, end, days)]
+    leaking = [i for i, (topic, _) in enumerate(messages) if f"/devices/{LEAKING}/" in topic]
+    for i in leaking[-LEAK_UPLINKS:]:
+        messages[i] = (messages[i][0], _with_status(messages[i][1], 0x30))
     for topic, body in messages:
         out = pipeline.process(topic, body, end)
         if isinstance(out, Accepted):

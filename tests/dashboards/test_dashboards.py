@@ -22,7 +22,7 @@ import yaml
 from dashboards import build
 from storage import open_store
 from storage.line_protocol import escape_tag_value as escape_tag
-from tests.demo_data import ZONE, Fleet, consumption_points, demo_fleet, load
+from tests.demo_data import LEAK_UPLINKS, LEAKING, ZONE, Fleet, consumption_points, demo_fleet, load
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("network.json", "SNR distribution"): {"snr_db"},
     ("network.json", "Spreading factor distribution"): {"spreading_factor"},
     ("network.json", "Dead letters by reason"): {"count"},
+    ("alarms.json", "Alarm flags at the last reading, per meter"): set(build.FLAGS),
+    ("alarms.json", "Readings with an alarm flag set"): {"count"},
 }  # fmt: skip
+# Dashboards whose every query must answer for the whole fleet; the others answer per meter.
+FLEET_WIDE = ("fleet.json", "network.json")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +136,7 @@ def test_every_panel_has_an_expectation() -> None:
     assert set(all_panels()) == set(EXPECTED)
 
 
-@pytest.mark.parametrize(("board", "title"), [k for k in EXPECTED if k[0] != "meter.json"])
+@pytest.mark.parametrize(("board", "title"), [k for k in EXPECTED if k[0] in FLEET_WIDE])
 def test_fleet_and_network_panels(influxd, demo, board: str, title: str) -> None:
     database, _ = demo
     panel = next(p for p in panels(board) if p["title"] == title)
@@ -162,6 +166,28 @@ def test_meter_panels(influxd, demo, title: str) -> None:
             columns |= {c for s in series for c in s["columns"] if c != "time"}
     assert answered
     assert columns == EXPECTED[("meter.json", title)]
+
+
+@pytest.mark.parametrize("title", [k[1] for k in EXPECTED if k[0] == "alarms.json"])
+def test_alarm_panels(influxd, demo, title: str) -> None:
+    """The meter whose last uplinks report a leak shows it; a meter without one shows none."""
+    database, _ = demo
+    panel = next(p for p in panels("alarms.json") if p["title"] == title)
+    found: dict[str, list[Any]] = {}
+    for target in panel["targets"]:
+        query = expand(target["query"], panel, {"site": ".*", "device": ".*"})
+        for series in run(influxd, database, query):
+            device = series["tags"]["device"]
+            found.setdefault(device, []).append(series)
+            assert set(series["columns"]) - {"time"} <= EXPECTED[("alarms.json", title)]
+    if title.startswith("Readings"):
+        assert set(found) == {LEAKING}  # only the leaking meter has a flag set
+        assert sum(v[1] for s in found[LEAKING] for v in s["values"]) == LEAK_UPLINKS
+    else:
+        row = dict(zip(found[LEAKING][0]["columns"], found[LEAKING][0]["values"][0], strict=True))
+        assert row["leak"] is True and row["burst"] is False
+        quiet = found["water-003"][0]
+        assert dict(zip(quiet["columns"], quiet["values"][0], strict=True))["leak"] is False
 
 
 def test_consumption_bars_are_the_written_intervals(influxd, demo) -> None:

@@ -21,7 +21,8 @@ __all__ = ["ZONE", "ConsumptionPoint", "Fleet", "consumption_points", "demo_flee
 ZONE = ZoneInfo("Europe/Berlin")
 REGISTERS = {"electricity": "energy_import_kwh", "water": "volume_m3", "heat": "energy_heat_kwh",
              "gas": "volume_m3"}  # fmt: skip
-KIND_MEDIUM = {"heat": "heat", "water": "water", "electricity": "electricity", "pulse": "water"}
+KIND_MEDIUM = {"heat": "heat", "water": "water", "electricity": "electricity", "pulse": "water",
+               "pulse16": "water"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def demo_fleet(size: int = 16) -> Fleet:
     return Fleet(meters, parse_registry(document, "test fleet"), media)
 
 
-LEAKING = "water-001"  # its last LEAK_UPLINKS uplinks report a leak (Axioma status 0x30)
+LEAKING = "water-003"  # its last LEAK_UPLINKS uplinks report a leak (Axioma status 0x30)
 LEAK_UPLINKS = 4
 
 

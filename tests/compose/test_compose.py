@@ -119,6 +119,7 @@ def test_lorameter_environment_is_accepted_by_its_settings(monkeypatch) -> None:
     assert settings.influx_token == env["INFLUXDB_TOKEN"]
     assert settings.mqtt_url == env["LORAMETER_MQTT_URL"]
     assert (settings.api_host, settings.api_port) == ("0.0.0.0", 8000)
+    assert settings.timezone == env["LORAMETER_TIMEZONE"]
     assert settings.spool_path.startswith("/data/")  # on the lorameter-data volume
     assert "/data" in [v.split(":")[1] for v in service["volumes"]]
     registry_mount = next(v for v in service["volumes"] if v.endswith(":/config/devices.yaml:ro"))

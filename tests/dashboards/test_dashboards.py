@@ -186,7 +186,7 @@ def test_alarm_panels(influxd, demo, title: str) -> None:
     else:
         row = dict(zip(found[LEAKING][0]["columns"], found[LEAKING][0]["values"][0], strict=True))
         assert row["leak"] is True and row["burst"] is False
-        quiet = found["water-003"][0]
+        quiet = found["water-007"][0]
         assert dict(zip(quiet["columns"], quiet["values"][0], strict=True))["leak"] is False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -84,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--list", action="store_true", help="list the decoder ids")
     replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
     replay.add_argument("file", type=Path)
+    boards = sub.add_parser("dashboards", help="Grafana dashboards")
+    boards_sub = boards.add_subparsers(dest="action", metavar="ACTION", required=True)
+    push = boards_sub.add_parser(
+        "push",
+        help="upload the dashboards to an existing Grafana",
+        description="Upload lorameter's dashboards to a Grafana through its HTTP API,"
+        " into one folder, overwriting earlier versions.",
+    )
+    push.set_defaults(handler=_cmd_dashboards_push)
+    push.add_argument("--url", required=True, help="Grafana's base URL, e.g. https://grafana:3000")
+    push.add_argument("--token", default=os.environ.get("GRAFANA_TOKEN", ""),
+                      help="service account token (default: $GRAFANA_TOKEN)")  # fmt: skip
+    push.add_argument("--folder", default="lorameter", help="folder title (default: lorameter)")
+    push.add_argument("--datasource-uid", default="lorameter-influxdb",
+                      help="uid of Grafana's InfluxDB (InfluxQL) datasource to query")  # fmt: skip
     used = add("consumption", _cmd_consumption, "a device's consumption per calendar interval")
     used.add_argument("device")
     used.add_argument("--from", dest="start", help="RFC 3339 or a date (local midnight)")
@@ -373,6 +389,20 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         f" {s['rejected_total']} rejected"
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
+    return 0
+
+
+def _cmd_dashboards_push(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.publish import PublishError, push
+
+    if not args.token:
+        raise UsageError("give a Grafana service account token: --token or GRAFANA_TOKEN")
+    try:
+        pushed = push(args.url, args.token, folder=args.folder, datasource_uid=args.datasource_uid)
+    except PublishError as exc:
+        raise UsageError(str(exc)) from None
+    for board in pushed:
+        print(f"{board.title}: version {board.version} at {board.url or board.uid}")
     return 0
 
 

@@ -11,14 +11,17 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from lorameter.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from metering.meter import MeterConfig
 
 __all__ = ["main"]
 
@@ -174,14 +177,24 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable[[], None]) -> None:
-    """Serve the API until SIGINT/SIGTERM (uvicorn handles both)."""
+def _serve_api(
+    settings: Settings,
+    store: Any,
+    ingest: Any,
+    on_started: Callable[[], None],
+    meters: Mapping[str, MeterConfig] | None = None,
+) -> None:
+    """Serve the API until SIGINT/SIGTERM (uvicorn handles both).
+
+    ``meters``: the devices' metering settings (default: from the registry file).
+    """
     import uvicorn
 
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
-    meters = _registry(settings).meter_configs()
+    if meters is None:
+        meters = _registry(settings).meter_configs()
     config = uvicorn.Config(
         create_app(store, ingest, meters=meters, timezone=settings.timezone),
         host=settings.api_host,

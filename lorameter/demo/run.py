@@ -107,7 +107,7 @@ def run_demo(
             threading.Timer(args.duration, signal.raise_signal, (signal.SIGTERM,)).start()
 
     try:
-        serve_api(settings, store, ingest, started)
+        serve_api(settings, store, ingest, started, devices.meter_configs())
     finally:
         stop.set()
         rollup.stop()

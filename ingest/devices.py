@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from decoders import registry
 from decoders.core import MEDIA
 from decoders.profile import FieldMapping, parse_profile
 
@@ -103,6 +104,23 @@ class DeviceEntry(BaseModel):
             raise ValueError("give a decoder or a profile, not both")
         if self.profile and not self.medium:
             raise ValueError("a profile device needs its medium")
+        return self
+
+    @model_validator(mode="after")
+    def _decoder_usable(self) -> DeviceEntry:
+        # Caught here, at start, rather than as a dead letter for every uplink of the device.
+        if not self.decoder:
+            return self
+        decoder = registry.by_id(self.decoder)
+        if decoder is None:
+            raise ValueError(
+                f"decoder {self.decoder!r} does not exist (`lorameter decode --list` lists them)"
+            )
+        if decoder.medium is None and not self.medium:
+            raise ValueError(
+                f"decoder {self.decoder} measures no fixed medium (a pulse counter):"
+                f" give the device a medium ({', '.join(MEDIA)})"
+            )
         return self
 
     @property

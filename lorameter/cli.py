@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lorameter.settings import Settings, load_settings
+from storage.redact import redact_secrets, redact_url, url_password
 
 __all__ = ["main"]
 
@@ -36,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config) if args.config else load_settings()
     except (ValidationError, OSError, ValueError) as exc:
-        print(f"error: settings: {_one_line(exc)}", file=sys.stderr)
+        _error(f"settings: {_one_line(exc)}", _secrets_in_environment())
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args, settings)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc), _secrets(settings))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -65,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
+        # also after the command (`lorameter run --config x.toml`); SUPPRESS keeps the first
+        p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
     add("run", _cmd_run, "ingest from MQTT and serve the API, in one process")
@@ -100,7 +104,7 @@ def _open_store(settings: Settings) -> Any:
             spool_max_age_s=settings.spool_max_age_s,
         )
     except StoreError as exc:
-        raise UsageError(f"store {settings.store_url}: {exc}") from exc
+        raise UsageError(f"store {redact_url(settings.store_url)}: {exc}") from exc
 
 
 def _registry(settings: Settings) -> Any:
@@ -336,6 +340,30 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
     return 0
+
+
+def _error(message: str, secrets: Sequence[str]) -> None:
+    """Print one error line, with every secret we know of masked (defence in depth)."""
+    print(f"error: {redact_secrets(message, secrets)}", file=sys.stderr)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        url_password(settings.mqtt_url),
+        url_password(settings.store_url),
+        settings.influx_token,
+        *_secrets_in_environment(),
+    ]
+
+
+def _secrets_in_environment() -> list[str]:
+    """Secrets the settings would hold, read raw: for errors raised before they exist."""
+    env = os.environ
+    return [
+        url_password(env.get("LORAMETER_MQTT_URL", "")),
+        url_password(env.get("LORAMETER_STORE_URL", "")),
+        env.get("LORAMETER_INFLUX_TOKEN", ""),
+    ]
 
 
 def _one_line(exc: BaseException) -> str:

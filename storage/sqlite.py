@@ -71,10 +71,19 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
+        folder = self.path.parent
+        # Only the file's own folder is created, and only inside one that exists: a typo (or
+        # sqlite:///abs/path, which is relative) must not silently grow a tree somewhere.
+        if not folder.is_dir():
+            if not folder.parent.is_dir():
+                raise StoreError(
+                    f"folder {folder} does not exist, nor does {folder.parent}: create it, or fix"
+                    " the path (sqlite:///rel/file.db is relative, sqlite:////abs/file.db absolute)"
+                )
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {folder}: {exc.strerror}") from exc
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

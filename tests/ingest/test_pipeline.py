@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.devices import RegistryError, parse_registry
+from ingest.devices import DeviceEntry, DeviceRegistry, RegistryError, parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
 from storage.schema import RADIO
 from tests.helpers import chirpstack_up, tts_up
@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ESI = bytes.fromhex("03010BB8 01 01 00 40420F0000 00 10270000".replace(" ", ""))
 PULSES = bytes.fromhex("0175 5C 0367 0401 05C8 E8030000".replace(" ", ""))  # 1000 pulses
 
-REGISTRY = parse_registry(
+PARSED = parse_registry(
     {
         "devices": [
             {
@@ -30,10 +30,17 @@ REGISTRY = parse_registry(
                 "tags": {"site": "rathaus"},
                 "params": {"pulse_factor": 10, "pulse_unit": "l", "pulse_offset": 100.5},
             },
-            {"device": "ghost", "decoder": "no_such_decoder", "medium": "water"},
-            {"device": "no-medium", "decoder": "milesight_em300_di"},
         ]
     }
+)
+# Entries the registry file refuses at start (see test_devices): built around its validation
+# to prove the pipeline still dead-letters them rather than failing.
+REGISTRY = DeviceRegistry(
+    [
+        *PARSED.entries,
+        DeviceEntry.model_construct(device="ghost", decoder="no_such_decoder", medium="water"),
+        DeviceEntry.model_construct(device="no-medium", decoder="milesight_em300_di"),
+    ]
 )
 
 

@@ -51,6 +51,7 @@ class DeviceSummary:
     battery_v: float | None = None
     rssi_dbm: float | None = None
     snr_db: float | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # site tags of the newest reading
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from decoders.core import MEDIA, VOCABULARY, Value
 from storage.base import DeviceSummary, ReadingRow, StoreError, StoreHealth, WriteResult
-from storage.schema import RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+from storage.schema import BASE_TAGS, RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
 
 __all__ = ["SQLiteStore"]
 
@@ -237,17 +237,23 @@ class SQLiteStore:
             battery_v=battery_v,
             rssi_dbm=_float(radio_values.get("rssi_dbm")),
             snr_db=_float(radio_values.get("snr_db")),
+            tags={k: v for k, v in (last[2] if last else {}).items() if k not in BASE_TAGS},
         )
 
-    def _latest(self, device: str, measurement: str) -> tuple[int, dict[str, Value]] | None:
+    def _latest(
+        self, device: str, measurement: str
+    ) -> tuple[int, dict[str, Value], dict[str, str]] | None:
+        """The newest instant of a measurement: its time, values and tags."""
         rows = self._query(
-            """SELECT time_ns, field, value FROM points WHERE device = ? AND measurement = ?
+            """SELECT time_ns, field, value, tags FROM points WHERE device = ? AND measurement = ?
             AND time_ns = (SELECT max(time_ns) FROM points WHERE device = ? AND measurement = ?)""",
             (device, measurement, device, measurement),
         )
         if not rows:
             return None
-        return int(str(rows[0][0])), {str(f): _typed(str(f), v) for _, f, v in rows}
+        tags = json.loads(str(rows[0][3]))
+        values = {str(f): _typed(str(f), v) for _, f, v, _ in rows}
+        return int(str(rows[0][0])), values, {str(k): str(v) for k, v in tags.items()}
 
     def _last_value(self, device: str, measurement: str, field: str) -> float | None:
         rows = self._query(

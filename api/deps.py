@@ -1,14 +1,39 @@
-"""Dependencies of the routes: the store and the in-process ingest service (if any)."""
+"""Dependencies of the routes: the store, the in-process ingest service (if any), the options."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Protocol
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 
 from storage.base import Store
 
-__all__ = ["IngestDep", "StoreDep"]
+__all__ = ["ApiOptions", "IngestDep", "IngestStatus", "OptionsDep", "StoreDep"]
+
+
+class IngestStatus(Protocol):
+    """What the API reads of an ingest service running in the same process."""
+
+    @property
+    def fatal(self) -> str | None:
+        """Why ingestion cannot go on (e.g. the broker refused the login), else None."""
+        ...
+
+    def health(self) -> Mapping[str, object]:
+        """Connection state and counters, shown under ``ingest`` in /health."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Settings of the API (the composition root fills them from ``LORAMETER_*``)."""
+
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
+    max_body_bytes: int = 256 * 1024
+    decode_timeout_s: float = 2.0
 
 
 def get_store(request: Request) -> Store:
@@ -16,10 +41,17 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_ingest(request: Request) -> Any:
+def get_ingest(request: Request) -> IngestStatus | None:
     """The ingest service running in this process, or None (``lorameter api`` alone)."""
-    return request.app.state.ingest
+    ingest: IngestStatus | None = request.app.state.ingest
+    return ingest
+
+
+def get_options(request: Request) -> ApiOptions:
+    options: ApiOptions = request.app.state.options
+    return options
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-IngestDep = Annotated[Any, Depends(get_ingest)]
+IngestDep = Annotated[IngestStatus | None, Depends(get_ingest)]
+OptionsDep = Annotated[ApiOptions, Depends(get_options)]

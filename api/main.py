@@ -2,27 +2,101 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import lorameter
+from api import __version__
+from api.deps import ApiOptions, IngestStatus
+from api.params import reject_unknown_query
 from api.routes import dead_letters, decoders, devices, health
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, ingest: Any = None) -> FastAPI:
+def create_app(
+    store: Store, ingest: IngestStatus | None = None, options: ApiOptions | None = None
+) -> FastAPI:
     """The API over a store; ``ingest`` is the in-process ingest service, if any."""
+    options = options or ApiOptions()
     app = FastAPI(
         title="lorameter",
-        version=lorameter.__version__,
-        description="LoRaWAN meter readings: devices, readings, decoders. Times are RFC 3339;"
-        " every value carries its unit in its field name.",
+        version=__version__,
+        description="LoRaWAN meter readings: devices, readings, decoders. Times are RFC 3339"
+        " (a date alone means local midnight); every value carries its unit in its field name.",
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.store = store
     app.state.ingest = ingest
+    app.state.options = options
     for module in (health, devices, decoders, dead_letters):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     return app
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before anything reads them whole.
+
+    A declared Content-Length is checked up front; a chunked body is counted as it streams,
+    and the request is answered 413 as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(413, self._detail())
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    def _detail(self) -> str:
+        return f"request body larger than {self.max_bytes} bytes (LORAMETER_API_MAX_BODY_BYTES)"
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": self._detail()}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(HTTPException):
+    """Raised through the app when a streamed body passes the limit (FastAPI answers 413)."""

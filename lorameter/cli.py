@@ -13,12 +13,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from lorameter.settings import Settings, load_settings
 from storage.redact import redact_secrets, redact_url, url_password
+
+if TYPE_CHECKING:  # the parts are imported where used, so `lorameter decode` starts fast
+    from ingest.devices import DeviceRegistry
+    from ingest.service import IngestService
+    from storage.base import Store
 
 __all__ = ["main"]
 
@@ -93,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 # -- building blocks ------------------------------------------------------------------------
 
 
-def _open_store(settings: Settings) -> Any:
+def _open_store(settings: Settings) -> Store:
     from storage import StoreError, open_store
 
     try:
@@ -107,7 +112,7 @@ def _open_store(settings: Settings) -> Any:
         raise UsageError(f"store {redact_url(settings.store_url)}: {exc}") from exc
 
 
-def _registry(settings: Settings) -> Any:
+def _registry(settings: Settings) -> DeviceRegistry:
     from ingest.devices import RegistryError, load_registry
 
     try:
@@ -116,7 +121,9 @@ def _registry(settings: Settings) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
+def _ingest_service(
+    settings: Settings, store: Store, devices: DeviceRegistry | None = None
+) -> IngestService:
     from ingest.mqtt import MqttError
     from ingest.service import IngestService
 
@@ -147,15 +154,26 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable[[], None]) -> None:
+def _serve_api(
+    settings: Settings,
+    store: Store,
+    ingest: IngestService | None,
+    on_started: Callable[[], None],
+) -> None:
     """Serve the API until SIGINT/SIGTERM (uvicorn handles both)."""
     import uvicorn
 
+    from api.deps import ApiOptions
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
+    options = ApiOptions(
+        timezone=settings.zone,
+        max_body_bytes=settings.api_max_body_bytes,
+        decode_timeout_s=settings.api_decode_timeout_s,
+    )
     config = uvicorn.Config(
-        create_app(store, ingest),
+        create_app(store, ingest, options),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -180,7 +198,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _progress(ingest: Any, every: float, stop: threading.Event, prefix: str = "") -> None:
+def _progress(ingest: IngestService, every: float, stop: threading.Event, prefix: str = "") -> None:
     """Log one status line every ``every`` seconds until ``stop``."""
     while not stop.wait(every):
         s = ingest.stats.snapshot()
@@ -195,7 +213,9 @@ def _progress(ingest: Any, every: float, stop: threading.Event, prefix: str = ""
         )
 
 
-def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Event) -> None:
+def _watch_fatal(
+    ingest: IngestService, on_fatal: Callable[[], None], stop: threading.Event
+) -> None:
     while not stop.wait(0.2):
         if ingest.fatal:
             on_fatal()

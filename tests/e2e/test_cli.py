@@ -235,7 +235,7 @@ def test_embedded_amqtt_broker_carries_messages() -> None:
         assert broker.kind == "amqtt"
         got: list[bytes] = []
         sub = paho.Client(CallbackAPIVersion.VERSION2)
-        sub.on_message = lambda c, u, m: got.append(m.payload)
+        sub.on_message = lambda c, u, m: got.append(bytes(m.payload))
         sub.connect("127.0.0.1", broker.port)
         sub.subscribe("v3/+/devices/+/up", qos=1)
         sub.loop_start()

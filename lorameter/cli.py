@@ -90,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--fport", type=int, default=None, help="LoRaWAN fPort (default: 1st ex.)")
     decode.add_argument("--param", action="append", default=[], help="registry param KEY=VALUE")
     decode.add_argument("--list", action="store_true", help="list the decoder ids")
-    replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
+    replay = add(
+        "replay",
+        _cmd_replay,
+        "ingest a file of uplinks (TTS or ChirpStack): JSON lines, or one JSON document or array",
+    )
     replay.add_argument("file", type=Path)
     return parser
 
@@ -335,7 +339,7 @@ def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import Pipeline
-    from ingest.service import replay_file
+    from ingest.replay import ReplayError, replay_file
     from ingest.writer import Writer
 
     if not args.file.is_file():
@@ -346,19 +350,26 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
     started = time.monotonic()
     try:
-        lines = replay_file(args.file, writer, pipeline)
+        messages = replay_file(args.file, writer, pipeline)
         writer.flush()
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from None
     finally:
         writer.stop()
         store.close()
     s = writer.stats.snapshot()
     rejected = {k: v for k, v in s["rejected"].items() if v}
     print(
-        f"replayed {lines} lines from {args.file} in {time.monotonic() - started:.1f} s:"
+        f"replayed {messages} messages from {args.file} in {time.monotonic() - started:.1f} s:"
         f" {s['accepted']} stored, {s['duplicates']} duplicates, {s['simulated']} simulated,"
         f" {s['rejected_total']} rejected"
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
+    if s["accepted"] + s["duplicates"] == 0:
+        # Nothing of the file is in the store: a script must notice (an all-duplicate replay
+        # is fine, its uplinks are stored).
+        print(f"error: no uplink of {args.file} was stored", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -80,7 +80,7 @@ def test_replay_file_twice_is_idempotent(tmp_path: Path) -> None:
     env = lorameter_env(tmp_path, devices=str(tmp_path / "devices.yaml"))
     first = lorameter("replay", "uplinks.jsonl", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "replayed 3 lines" in first.stdout
+    assert "replayed 3 messages" in first.stdout
     assert "2 stored, 0 duplicates" in first.stdout
     assert "1 rejected (not_json 1)" in first.stdout
     second = lorameter("replay", "uplinks.jsonl", env=env, cwd=tmp_path)

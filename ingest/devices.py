@@ -31,11 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from decoders import registry
 from decoders.core import MEDIA
 from decoders.profile import FieldMapping, parse_profile
+from storage.schema import BASE_TAGS
 
 __all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_RESERVED_TAGS = {"device", "meter", "decoder"}
+_RESERVED_TAGS = set(BASE_TAGS)
 
 
 class RegistryError(ValueError):
@@ -77,7 +78,9 @@ class DeviceEntry(BaseModel):
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not _TAG_KEY.match(key) or key in _RESERVED_TAGS:
-                raise ValueError(f"tag {key!r}: use lowercase words, not device/meter/decoder")
+                raise ValueError(
+                    f"tag {key!r}: use lowercase words, not {'/'.join(sorted(_RESERVED_TAGS))}"
+                )
         return value
 
     @field_validator("meter_timezone")

@@ -302,6 +302,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
     from decoders import registry
     from decoders.core import DecodeError, Uplink, readings_to_json
+    from storage.schema import clean_readings
 
     if args.list or not args.decoder:
         for decoder_id, known in registry.all_decoders().items():
@@ -332,8 +333,8 @@ def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
             text = payload.hex(" ")
             print(f"  {text}\n  {' ' * (3 * min(exc.offset, len(payload)))}^", file=sys.stderr)
         return 1
-    print(json.dumps({"decoder": decoder.id, "f_port": port,
-                      "readings": readings_to_json(readings)}, indent=2))  # fmt: skip
+    shown = readings_to_json(clean_readings(readings))
+    print(json.dumps({"decoder": decoder.id, "f_port": port, "readings": shown}, indent=2))
     return 0
 
 

@@ -14,6 +14,7 @@ from api.routes.devices import field_out
 from api.schemas import DecodeRequest, DecodeResponse, DecoderOut
 from decoders import registry
 from decoders.core import DecodeError, Decoder, Uplink, readings_to_json
+from storage.schema import clean_readings
 
 router = APIRouter(prefix="/api/v1", tags=["decoders"])
 
@@ -99,4 +100,4 @@ async def decode(request: DecodeRequest, options: OptionsDep) -> DecodeResponse:
                 "offset": None,
             },
         ) from exc
-    return DecodeResponse(decoder=decoder.id, readings=readings_to_json(readings))
+    return DecodeResponse(decoder=decoder.id, readings=readings_to_json(clean_readings(readings)))

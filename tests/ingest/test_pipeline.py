@@ -72,7 +72,12 @@ def test_decoder_chosen_by_tts_version_ids() -> None:
     assert meter[0].fields == {"energy_import_kwh": 0.1, "power_w": 100.0}
     # no meter time in the payload: the network server's receive time, never the local clock
     assert meter[0].time == datetime(2025, 11, 20, 10, 15, 42, 866470, tzinfo=UTC)
-    assert meter[0].tags == {"device": "esi-1", "meter": "", "decoder": "elv_lw_esi"}
+    assert meter[0].tags == {
+        "device": "esi-1",
+        "meter": "",
+        "decoder": "elv_lw_esi",
+        "source": "live",
+    }
     radio = next(p for p in points if p.measurement == RADIO)
     assert radio.fields["rssi_dbm"] == -97 and radio.fields["f_cnt"] == 1
 
@@ -87,6 +92,7 @@ def test_registry_gives_decoder_medium_meter_tags_and_pulse_factor() -> None:
         "meter": "W-42",
         "decoder": "milesight_em300_di",
         "site": "rathaus",
+        "source": "live",
     }
     assert out.record.raw.meter == "W-42"
 

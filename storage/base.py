@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from decoders.core import Value
-from storage.schema import DeadLetter, RawUplink, UplinkRecord
+from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord
 
 __all__ = [
     "DeviceSummary",
@@ -16,6 +16,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreHealth",
+    "StoredDeadLetter",
     "WriteResult",
 ]
 
@@ -75,6 +76,14 @@ class StoreHealth:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoredDeadLetter:
+    """A dead letter and the store's key for it (to remove it once it became readings)."""
+
+    key: str  # opaque; keys sort as the letters were stored (compare as integers)
+    letter: DeadLetter
+
+
 class Store(Protocol):
     """Readings, radio metadata, raw uplinks and dead letters; SQLite or InfluxDB behind it."""
 
@@ -113,6 +122,28 @@ class Store(Protocol):
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters, newest first."""
+        ...
+
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        """Dead letters oldest first; of ``reason``/``device`` if given; after key ``after``."""
+        ...
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        """Remove dead letters by key (they were re-processed into stored readings)."""
+        ...
+
+    def delete_readings(self, device: str) -> None:
+        """Remove every reading point of a device (its raw uplinks and radio points stay)."""
+        ...
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Write reading points as they are, replacing equal ones (re-decoded history)."""
         ...
 
     def health(self) -> StoreHealth:

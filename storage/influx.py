@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from storage.base import DeviceSummary, ReadingRow, StoreHealth, WriteResult
+from decoders.core import MEDIA
+from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter, StoreHealth, WriteResult
 from storage.influx_http import InfluxError, parse_url
 from storage.influx_schema import (
     DEAD_LETTER,
@@ -33,10 +34,11 @@ from storage.influx_schema import (
     raw_uplink_rows,
     reading_rows,
     reading_statements,
+    stored_dead_letter_rows,
     uplink_lines,
 )
-from storage.line_protocol import quote_literal
-from storage.schema import DeadLetter, RawUplink, UplinkRecord, to_ns
+from storage.line_protocol import encode_line, quote_ident, quote_literal
+from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, to_ns
 from storage.spool import Spool, SpoolFullError
 
 __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
@@ -299,6 +301,45 @@ class InfluxStore:
             return []
         q = f"SELECT * FROM {DEAD_LETTER} ORDER BY time DESC LIMIT {int(limit)}"
         return dead_letter_rows(self._query([q]))
+
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        if limit <= 0:
+            return []
+        where = [f"time > {int(after)}"] if after is not None else []
+        if reason is not None:
+            where.append(f"reason = {quote_literal(reason)}")
+        if device is not None:
+            where.append(f"device = {quote_literal(device)}")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        q = f"SELECT * FROM {DEAD_LETTER}{clause} ORDER BY time ASC LIMIT {int(limit)}"
+        return stored_dead_letter_rows(self._query([q]))
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        # InfluxQL deletes by tags and time only; a letter's time is unique (its sequence).
+        for start in range(0, len(keys), 500):
+            self._query(
+                [
+                    f"DELETE FROM {DEAD_LETTER} WHERE time >= {int(k)} AND time <= {int(k)}"
+                    for k in keys[start : start + 500]
+                ]
+            )
+
+    def delete_readings(self, device: str) -> None:
+        # sync: spooled points of the device reach InfluxDB first, so none arrive after this
+        self._query(
+            [f"DELETE FROM {quote_ident(m)} WHERE device = {quote_literal(device)}" for m in MEDIA]
+        )
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        lines = [encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in points]
+        self.spool.enqueue([(None, lines)])
+        self._queued()
 
     # -- health ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decoders.core import MEDIA, Value
-from storage.base import DeviceSummary, ReadingRow
+from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter
 from storage.line_protocol import encode_line, escape_tag_value, quote_ident, quote_literal
 from storage.schema import BASE_TAGS, RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
 
@@ -245,6 +245,15 @@ def raw_uplink_rows(results: Sequence[Mapping[str, Any]]) -> list[RawUplink]:
         )
         for series in _series(results[0])
         for row in _rows(series)
+    ]
+
+
+def stored_dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[StoredDeadLetter]:
+    """Rows of ``SELECT * FROM dead_letter`` with their exact nanosecond time as the key."""
+    return [
+        StoredDeadLetter(str(int(row["time"])), letter)
+        for series in _series(results[0])
+        for row, letter in zip(_rows(series), dead_letter_rows([{"series": [series]}]), strict=True)
     ]
 
 

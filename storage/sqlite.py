@@ -11,8 +11,24 @@ from datetime import datetime
 from pathlib import Path
 
 from decoders.core import MEDIA, VOCABULARY, Value
-from storage.base import DeviceSummary, ReadingRow, StoreError, StoreHealth, WriteResult
-from storage.schema import BASE_TAGS, RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+from storage.base import (
+    DeviceSummary,
+    ReadingRow,
+    StoredDeadLetter,
+    StoreError,
+    StoreHealth,
+    WriteResult,
+)
+from storage.schema import (
+    BASE_TAGS,
+    RADIO,
+    DeadLetter,
+    Point,
+    RawUplink,
+    UplinkRecord,
+    from_ns,
+    to_ns,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -147,19 +163,7 @@ class SQLiteStore:
                 if raw.simulated:
                     continue
                 db.executemany(
-                    "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)",
-                    [
-                        (
-                            point.device,
-                            point.measurement,
-                            to_ns(point.time),
-                            name,
-                            value,
-                            json.dumps(dict(point.tags), sort_keys=True),
-                        )
-                        for point in record.points
-                        for name, value in point.fields.items()
-                    ],
+                    "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)", _point_rows(record.points)
                 )
                 db.execute(
                     """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
@@ -344,6 +348,56 @@ class SQLiteStore:
             for ns, topic, reason, detail, raw, device in rows
         ]
 
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        sql = "SELECT id, received_ns, topic, reason, detail, raw, device FROM dead_letters"
+        sql += " WHERE id > ?"
+        args: list[object] = [int(after) if after is not None else 0]
+        if reason is not None:
+            sql += " AND reason = ?"
+            args.append(reason)
+        if device is not None:
+            sql += " AND device = ?"
+            args.append(device)
+        rows = self._query(sql + " ORDER BY id LIMIT ?", [*args, limit])
+        return [
+            StoredDeadLetter(
+                str(key),
+                DeadLetter(
+                    received_at=from_ns(int(str(ns))),
+                    topic=str(topic),
+                    reason=str(why),
+                    detail=str(detail),
+                    raw=bytes(raw),  # type: ignore[call-overload]
+                    device=str(dev),
+                ),
+            )
+            for key, ns, topic, why, detail, raw, dev in rows
+        ]
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM dead_letters WHERE id = ?", [(int(k),) for k in keys])
+
+    def delete_readings(self, device: str) -> None:
+        with self._transaction() as db:
+            media = ",".join("?" * len(MEDIA))
+            db.execute(
+                f"DELETE FROM points WHERE device = ? AND measurement IN ({media})",
+                (device, *MEDIA),
+            )
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)", _point_rows(points)
+            )
+
     def health(self) -> StoreHealth:
         try:
             uplinks = self._query("SELECT count(*) FROM raw_uplinks")[0][0]
@@ -364,6 +418,22 @@ class SQLiteStore:
                 db.close()
             self._connections.clear()
             self._local = threading.local()
+
+
+def _point_rows(points: Sequence[Point]) -> list[tuple[object, ...]]:
+    """Rows of the ``points`` table: one per field of each point."""
+    return [
+        (
+            point.device,
+            point.measurement,
+            to_ns(point.time),
+            name,
+            value,
+            json.dumps(dict(point.tags), sort_keys=True),
+        )
+        for point in points
+        for name, value in point.fields.items()
+    ]
 
 
 def _typed(name: str, value: object) -> Value:

@@ -1,4 +1,4 @@
-"""The ``lorameter`` command: run, ingest, api, demo, decode, replay."""
+"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, redecode."""
 
 from __future__ import annotations
 
@@ -96,6 +96,19 @@ def _parser() -> argparse.ArgumentParser:
         "ingest a file of uplinks (TTS or ChirpStack): JSON lines, or one JSON document or array",
     )
     replay.add_argument("file", type=Path)
+    redecode = add(
+        "redecode",
+        _cmd_redecode,
+        "after a registry or decoder fix: re-process dead letters (default), or decode a"
+        " device's raw uplinks again (--raw)",
+    )
+    redecode.add_argument("--reason", help="only dead letters of this reason (e.g. decode_error)")
+    redecode.add_argument("--device", help="only this device (required with --raw)")
+    redecode.add_argument(
+        "--raw",
+        action="store_true",
+        help="replace the device's readings by its raw uplinks decoded with today's decoder",
+    )
     return parser
 
 
@@ -371,6 +384,49 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         # is fine, its uplinks are stored).
         print(f"error: no uplink of {args.file} was stored", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_redecode(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import Pipeline
+    from ingest.redecode import redecode_dead_letters, redecode_raw
+
+    if args.raw and not args.device:
+        raise UsageError("--raw decodes one device's history again: give --device ID")
+    if args.raw and args.reason:
+        raise UsageError("--reason selects dead letters; it does not apply to --raw")
+    pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
+    store = _open_store(settings)
+    try:
+        if args.raw:
+            raw = redecode_raw(store, pipeline, args.device)
+        else:
+            letters = redecode_dead_letters(store, pipeline, reason=args.reason, device=args.device)
+    finally:
+        store.close()
+    if not args.raw:
+        still = ", ".join(f"{k} {v}" for k, v in letters.still.most_common())
+        print(
+            f"re-processed {letters.examined} dead letters: {letters.stored} now stored as"
+            f" readings (removed from the dead letters), {letters.examined - letters.stored}"
+            f" still rejected" + (f" ({still})" if still else "")
+        )
+        return 0
+    if not raw.uplinks:
+        print(f"error: no raw uplinks of device {args.device!r} are stored", file=sys.stderr)
+        return 1
+    if not raw.replaced:
+        failed = ", ".join(f"{k} {v}" for k, v in raw.failed.most_common())
+        print(
+            f"error: {sum(raw.failed.values())} of {raw.uplinks} uplinks of {args.device} no"
+            f" longer decode ({failed}); its readings are unchanged. First: {raw.examples[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"decoded {raw.uplinks} raw uplinks of {args.device} again:"
+        f" its readings are now {raw.points} points"
+    )
     return 0
 
 

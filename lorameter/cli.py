@@ -457,7 +457,8 @@ def _secrets_in_environment() -> list[str]:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}:"
+            f" {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
     return str(exc).splitlines()[0]

@@ -205,7 +205,7 @@ def test_bad_settings_are_one_line(tmp_path: Path) -> None:
     env = lorameter_env(tmp_path, store_url="postgres://x")
     done = lorameter("api", env=env, cwd=tmp_path)
     assert done.returncode == 2
-    assert "unknown store URL scheme 'postgres'" in done.stderr
+    assert "postgres://x: the scheme must be sqlite:// or influxdb://" in done.stderr
 
 
 def test_demo_serves_a_fleet_within_30_seconds(tmp_path: Path, run_lorameter) -> None:

@@ -132,6 +132,10 @@ class Pipeline:
             readings = decode()
         except DecodeError as exc:
             return reject("decode_error", f"{decoder_id}: {exc}", device)
+        except Exception as exc:  # a decoder bug on this input: keep the message, go on
+            return reject(
+                "decode_error", f"{decoder_id} failed: {type(exc).__name__}: {exc}", device
+            )
         tags = {"device": device, "meter": meter, "decoder": decoder_id}
         if entry:
             tags.update(entry.tags)
@@ -176,6 +180,8 @@ class Pipeline:
             readings = decoder.readings(uplink)
         except DecodeError as exc:
             return reject("decode_error", f"{decoder.id}: {exc}")
+        except Exception as exc:  # a decoder bug on this input
+            return reject("decode_error", f"{decoder.id} failed: {type(exc).__name__}: {exc}")
         meter = entry.meter if entry else raw.meter
         tags = {"device": raw.device, "meter": meter, "decoder": decoder.id}
         if entry:

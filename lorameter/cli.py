@@ -346,6 +346,9 @@ def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
             text = payload.hex(" ")
             print(f"  {text}\n  {' ' * (3 * min(exc.offset, len(payload)))}^", file=sys.stderr)
         return 1
+    except Exception as exc:  # a decoder bug on this payload or these params
+        print(f"error: {decoder.id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     shown = readings_to_json(clean_readings(readings))
     print(json.dumps({"decoder": decoder.id, "f_port": port, "readings": shown}, indent=2))
     return 0

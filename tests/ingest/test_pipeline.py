@@ -40,6 +40,10 @@ REGISTRY = DeviceRegistry(
         *PARSED.entries,
         DeviceEntry.model_construct(device="ghost", decoder="no_such_decoder", medium="water"),
         DeviceEntry.model_construct(device="no-medium", decoder="milesight_em300_di"),
+        # params the decoder cannot take (a list for a medium): it raises TypeError today
+        DeviceEntry.model_construct(
+            device="crash", decoder="milesight_em300_di", medium="water", params={"medium": [1]}
+        ),
     ]
 )
 
@@ -148,6 +152,7 @@ def test_meter_history_keeps_its_own_times() -> None:
         ),
         (tts_up("ghost", b"\x01", dev_eui=""), "unknown_decoder", "no_such_decoder"),
         (tts_up("no-medium", PULSES, f_port=85, dev_eui=""), "unknown_device", "medium"),
+        (tts_up("crash", PULSES, f_port=85, dev_eui=""), "decode_error", "milesight_em300_di"),
         (
             tts_up("esi-1", b"\x03\x01", f_port=10, brand="elv", model="elv-lw-esi"),
             "decode_error",

@@ -77,3 +77,13 @@ def test_nothing_stored_is_exit_1_but_all_duplicates_is_fine(tmp_path: Path) -> 
     assert lorameter("replay", str(good), cwd=tmp_path).returncode == 0
     again = lorameter("replay", str(good), cwd=tmp_path)
     assert again.returncode == 0 and "1 duplicates" in again.stdout
+
+
+def test_decode_of_a_crashing_decoder_is_one_line(tmp_path: Path) -> None:
+    done = lorameter(
+        "decode", "milesight_em300_di", "01755C0367040105C8E8030000", "--fport", "85",
+        "--param", "medium=[1]", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: milesight_em300_di")
+    assert "Traceback" not in done.stderr

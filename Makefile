@@ -39,9 +39,10 @@ test: $(STAMP) services  ## the whole test suite, with the real mosquitto and in
 test-fast: $(STAMP)  ## only the tests that need no services
 	$(BIN)/pytest -m "not integration" -k "not influxdb"
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and DESIGN.md's import direction (import-linter, [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 type: $(STAMP)
 	$(BIN)/mypy

@@ -1,16 +1,42 @@
-"""Dependencies of the routes: the store and the in-process ingest service (if any)."""
+"""Dependencies of the routes: the store, the in-process ingest service (if any), the options."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated, Protocol
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 
 from metering.meter import MeterConfig
 from storage.base import Store
 
-__all__ = ["IngestDep", "MetersDep", "SiteZoneDep", "StoreDep"]
+__all__ = ["ApiOptions", "IngestDep", "IngestStatus", "OptionsDep", "StoreDep"]
+
+
+class IngestStatus(Protocol):
+    """What the API reads of an ingest service running in the same process."""
+
+    @property
+    def fatal(self) -> str | None:
+        """Why ingestion cannot go on (e.g. the broker refused the login), else None."""
+        ...
+
+    def health(self) -> Mapping[str, object]:
+        """Connection state and counters, shown under ``ingest`` in /health."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Settings of the API (the composition root fills them from ``LORAMETER_*``)."""
+
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
+    max_body_bytes: int = 256 * 1024
+    decode_timeout_s: float = 2.0
+    # the registry's metering settings per device id (zone, interval, registers, exchanges)
+    meters: Mapping[str, MeterConfig] = field(default_factory=dict)
 
 
 def get_store(request: Request) -> Store:
@@ -18,26 +44,17 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_ingest(request: Request) -> Any:
+def get_ingest(request: Request) -> IngestStatus | None:
     """The ingest service running in this process, or None (``lorameter api`` alone)."""
-    return request.app.state.ingest
+    ingest: IngestStatus | None = request.app.state.ingest
+    return ingest
+
+
+def get_options(request: Request) -> ApiOptions:
+    options: ApiOptions = request.app.state.options
+    return options
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-IngestDep = Annotated[Any, Depends(get_ingest)]
-
-
-def get_meters(request: Request) -> Mapping[str, MeterConfig]:
-    """Metering settings of the registered devices, by device id."""
-    meters: Mapping[str, MeterConfig] = request.app.state.meters
-    return meters
-
-
-def get_site_zone(request: Request) -> str:
-    """The site's time zone (``LORAMETER_TIMEZONE``) for calendar intervals."""
-    zone: str = request.app.state.timezone
-    return zone
-
-
-MetersDep = Annotated[Mapping[str, MeterConfig], Depends(get_meters)]
-SiteZoneDep = Annotated[str, Depends(get_site_zone)]
+IngestDep = Annotated[IngestStatus | None, Depends(get_ingest)]
+OptionsDep = Annotated[ApiOptions, Depends(get_options)]

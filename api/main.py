@@ -2,46 +2,107 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import lorameter
+from api import __version__
+from api.deps import ApiOptions, IngestStatus
+from api.params import reject_unknown_query
 from api.routes import consumption, dead_letters, decoders, devices, health
 from api.web import mount_web
 from api.web.policy import add_content_security_policy
-from metering.meter import MeterConfig
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
 def create_app(
-    store: Store,
-    ingest: Any = None,
-    *,
-    meters: Mapping[str, MeterConfig] | None = None,
-    timezone: str = "Europe/Berlin",
+    store: Store, ingest: IngestStatus | None = None, options: ApiOptions | None = None
 ) -> FastAPI:
-    """The API over a store; ``ingest`` is the in-process ingest service, if any.
-
-    ``meters``: the registry's metering settings per device; ``timezone``: the site's zone.
-    """
+    """The API over a store; ``ingest`` is the in-process ingest service, if any."""
+    options = options or ApiOptions()
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
     app: FastAPI = FastAPIOffline(
         title="lorameter",
-        version=lorameter.__version__,
-        description="LoRaWAN meter readings: devices, readings, decoders. Times are RFC 3339;"
-        " every value carries its unit in its field name.",
+        version=__version__,
+        description="LoRaWAN meter readings: devices, readings, decoders. Times are RFC 3339"
+        " (a date alone means local midnight); every value carries its unit in its field name.",
+        dependencies=[Depends(reject_unknown_query)],
     )
     add_content_security_policy(app)
     app.state.store = store
     app.state.ingest = ingest
-    app.state.meters = dict(meters or {})
-    app.state.timezone = timezone
+    app.state.options = options
     for module in (health, devices, consumption, decoders, dead_letters):
         app.include_router(module.router)
     mount_web(app)
+    app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     return app
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before anything reads them whole.
+
+    A declared Content-Length is checked up front; a chunked body is counted as it streams,
+    and the request is answered 413 as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge(413, self._detail())
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    def _detail(self) -> str:
+        return f"request body larger than {self.max_bytes} bytes (LORAMETER_API_MAX_BODY_BYTES)"
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": self._detail()}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(HTTPException):
+    """Raised through the app when a streamed body passes the limit (FastAPI answers 413)."""

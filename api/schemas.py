@@ -41,6 +41,7 @@ class DeviceOut(BaseModel):
     battery_v: float | None
     rssi_dbm: float | None
     snr_db: float | None
+    tags: dict[str, str] = Field(description="the registry's site tags, as on the readings")
 
 
 class FieldOut(BaseModel):
@@ -51,13 +52,15 @@ class FieldOut(BaseModel):
 
 
 class ReadingsOut(BaseModel):
-    device: str
-    start: datetime = Field(serialization_alias="from")
-    end: datetime = Field(serialization_alias="to")
+    device: str = Field(description="the device's id (also when asked by DevEUI or meter)")
+    start: datetime = Field(serialization_alias="from", description="the window used, UTC")
+    end: datetime = Field(serialization_alias="to", description="end of the window (excluded)")
+    timezone: str = Field(description="the zone whose midnight a date alone in from/to means")
     fields: list[FieldOut]
     readings: list[ReadingOut]
-    truncated: bool = Field(
-        description="true when limit cut the list: ask again from the last time"
+    truncated: bool = Field(description="true when more readings follow: see next_cursor")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` (same other parameters) for the next page; null: last page"
     )
 
 

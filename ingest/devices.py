@@ -34,11 +34,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from decoders import registry as decoder_registry
+from decoders import registry
 from decoders.core import MEDIA, VOCABULARY, Kind
 from decoders.profile import FieldMapping, parse_profile
 from metering.meter import Exchange, MeterConfig
 from metering.register import RegisterModel
+from storage.schema import BASE_TAGS
 
 __all__ = [
     "DeviceEntry",
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_RESERVED_TAGS = {"device", "meter", "decoder"}
+_RESERVED_TAGS = set(BASE_TAGS)
 
 
 class RegistryError(ValueError):
@@ -144,7 +145,9 @@ class DeviceEntry(BaseModel):
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not _TAG_KEY.match(key) or key in _RESERVED_TAGS:
-                raise ValueError(f"tag {key!r}: use lowercase words, not device/meter/decoder")
+                raise ValueError(
+                    f"tag {key!r}: use lowercase words, not {'/'.join(sorted(_RESERVED_TAGS))}"
+                )
         return value
 
     @field_validator("registers")
@@ -190,6 +193,23 @@ class DeviceEntry(BaseModel):
             raise ValueError("a profile device needs its medium")
         return self
 
+    @model_validator(mode="after")
+    def _decoder_usable(self) -> DeviceEntry:
+        # Caught here, at start, rather than as a dead letter for every uplink of the device.
+        if not self.decoder:
+            return self
+        decoder = registry.by_id(self.decoder)
+        if decoder is None:
+            raise ValueError(
+                f"decoder {self.decoder!r} does not exist (`lorameter decode --list` lists them)"
+            )
+        if decoder.medium is None and not self.medium:
+            raise ValueError(
+                f"decoder {self.decoder} measures no fixed medium (a pulse counter):"
+                f" give the device a medium ({', '.join(MEDIA)})"
+            )
+        return self
+
     @property
     def mappings(self) -> tuple[FieldMapping, ...]:
         """The parsed zero-code profile (empty if the device has a decoder)."""
@@ -207,7 +227,7 @@ class DeviceEntry(BaseModel):
 
     def meter_config(self) -> MeterConfig:
         """What metering needs of this device: the decoder's registers with our overrides."""
-        decoder = decoder_registry.by_id(self.decoder) if self.decoder else None
+        decoder = registry.by_id(self.decoder) if self.decoder else None
         declared = dict(decoder.registers) if decoder is not None else {}
         registers = {}
         for name in {*declared, *self.registers}:

@@ -25,6 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from storage.redact import redact_url
+
 __all__ = ["BrokerAddress", "MqttError", "MqttSource", "parse_mqtt_url"]
 
 log = logging.getLogger("lorameter.mqtt")
@@ -57,17 +59,21 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     """``mqtt[s]://[user[:password]@]host[:port]``; the user may contain '@' (TTS ``app@ttn``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise MqttError(f"LORAMETER_MQTT_URL {url!r}: scheme must be mqtt:// or mqtts://")
+        raise MqttError(
+            f"LORAMETER_MQTT_URL {redact_url(url)!r}: scheme must be mqtt:// or mqtts://"
+        )
     tls = parts.scheme in ("mqtts", "ssl")
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, colon, password = userinfo.partition(":")
     host, _, port_text = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
     if not host:
-        raise MqttError(f"LORAMETER_MQTT_URL {url!r} names no host")
+        raise MqttError(f"LORAMETER_MQTT_URL {redact_url(url)!r} names no host")
     try:
         port = int(port_text) if port_text else (8883 if tls else 1883)
     except ValueError:
-        raise MqttError(f"LORAMETER_MQTT_URL: port {port_text!r} is not a number") from None
+        port = -1
+    if not 0 < port < 65536:
+        raise MqttError(f"LORAMETER_MQTT_URL: port {port_text!r} is not a number from 1 to 65535")
     return BrokerAddress(
         host=host,
         port=port,
@@ -113,7 +119,12 @@ class MqttSource:
         if self.address.username is not None:
             self.client.username_pw_set(self.address.username, self.address.password)
         if self.address.tls:
-            context = ssl.create_default_context(cafile=ca_file or None)
+            try:
+                context = ssl.create_default_context(cafile=ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise MqttError(
+                    f"LORAMETER_MQTT_CA_FILE {ca_file}: no CA bundle there ({exc})"
+                ) from None
             self.client.tls_set_context(context)
         self.client.reconnect_delay_set(min_delay=1, max_delay=60)
         self.client.on_connect = self._on_connect

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ingest.devices import DeviceRegistry
@@ -15,7 +13,7 @@ from ingest.pipeline import Pipeline
 from ingest.writer import IngestStats, Writer
 from storage.base import Store
 
-__all__ = ["IngestService", "replay_lines"]
+__all__ = ["IngestService"]
 
 log = logging.getLogger("lorameter.ingest")
 
@@ -71,34 +69,3 @@ class IngestService:
             "queue_depth": self.writer.depth,
             **self.stats.snapshot(),
         }
-
-
-def replay_lines(
-    lines: Iterable[str], writer: Writer, pipeline: Pipeline, source: str = "replay"
-) -> int:
-    """Feed uplink JSON lines (TTS or ChirpStack) through the pipeline; returns lines read.
-
-    Each line is either the uplink JSON itself or ``{"topic": ..., "payload": {...}}``.
-    """
-    count = 0
-    for n, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text:
-            continue
-        count += 1
-        topic, body = f"{source}:{n}", text.encode()
-        try:
-            wrapped = json.loads(text)
-        except json.JSONDecodeError:
-            wrapped = None
-        if isinstance(wrapped, dict) and set(wrapped) == {"topic", "payload"}:
-            topic = str(wrapped["topic"])
-            body = json.dumps(wrapped["payload"]).encode()
-        writer.submit(pipeline.process(topic, body, datetime.now(UTC)))
-    return count
-
-
-def replay_file(path: Path, writer: Writer, pipeline: Pipeline) -> int:
-    """Replay a file of uplink JSON lines."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        return replay_lines(handle, writer, pipeline, source=path.name)

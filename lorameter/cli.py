@@ -1,4 +1,5 @@
-"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, consumption, register."""
+"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, redecode, consumption,
+register, dashboards push."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lorameter.settings import Settings, load_settings
+from storage.redact import redact_secrets, redact_url, url_password
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the parts are imported where used, so `lorameter decode` starts fast
+    from ingest.devices import DeviceRegistry
+    from ingest.service import IngestService
     from metering.meter import MeterConfig
+    from storage.base import Store
 
 __all__ = ["main"]
 
@@ -41,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config) if args.config else load_settings()
     except (ValidationError, OSError, ValueError) as exc:
-        print(f"error: settings: {_one_line(exc)}", file=sys.stderr)
+        _error(f"settings: {_one_line(exc)}", _secrets_in_environment())
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -52,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args, settings)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc), _secrets(settings))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -70,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
+        # also after the command (`lorameter run --config x.toml`); SUPPRESS keeps the first
+        p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
     add("run", _cmd_run, "ingest from MQTT and serve the API, in one process")
@@ -86,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--fport", type=int, default=None, help="LoRaWAN fPort (default: 1st ex.)")
     decode.add_argument("--param", action="append", default=[], help="registry param KEY=VALUE")
     decode.add_argument("--list", action="store_true", help="list the decoder ids")
-    replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
+    replay = add(
+        "replay",
+        _cmd_replay,
+        "ingest a file of uplinks (TTS or ChirpStack): JSON lines, or one JSON document or array",
+    )
     replay.add_argument("file", type=Path)
     boards = sub.add_parser("dashboards", help="Grafana dashboards")
     boards_sub = boards.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -117,13 +128,26 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--at", required=True, help="RFC 3339 or a date (local midnight)")
     reg.add_argument("--tz", help="IANA zone of a date; default: the device's, else the site's")
     reg.add_argument("--field", help="register; default: the medium's billing register")
+    redecode = add(
+        "redecode",
+        _cmd_redecode,
+        "after a registry or decoder fix: re-process dead letters (default), or decode a"
+        " device's raw uplinks again (--raw)",
+    )
+    redecode.add_argument("--reason", help="only dead letters of this reason (e.g. decode_error)")
+    redecode.add_argument("--device", help="only this device (required with --raw)")
+    redecode.add_argument(
+        "--raw",
+        action="store_true",
+        help="replace the device's readings by its raw uplinks decoded with today's decoder",
+    )
     return parser
 
 
 # -- building blocks ------------------------------------------------------------------------
 
 
-def _open_store(settings: Settings) -> Any:
+def _open_store(settings: Settings) -> Store:
     from storage import StoreError, open_store
 
     try:
@@ -134,10 +158,10 @@ def _open_store(settings: Settings) -> Any:
             spool_max_age_s=settings.spool_max_age_s,
         )
     except StoreError as exc:
-        raise UsageError(f"store {settings.store_url}: {exc}") from exc
+        raise UsageError(f"store {redact_url(settings.store_url)}: {exc}") from exc
 
 
-def _registry(settings: Settings) -> Any:
+def _registry(settings: Settings) -> DeviceRegistry:
     from ingest.devices import RegistryError, load_registry
 
     try:
@@ -146,7 +170,9 @@ def _registry(settings: Settings) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
+def _ingest_service(
+    settings: Settings, store: Store, devices: DeviceRegistry | None = None
+) -> IngestService:
     from ingest.mqtt import MqttError
     from ingest.service import IngestService
 
@@ -179,8 +205,8 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _serve_api(
     settings: Settings,
-    store: Any,
-    ingest: Any,
+    store: Store,
+    ingest: IngestService | None,
     on_started: Callable[[], None],
     meters: Mapping[str, MeterConfig] | None = None,
 ) -> None:
@@ -190,13 +216,18 @@ def _serve_api(
     """
     import uvicorn
 
+    from api.deps import ApiOptions
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
-    if meters is None:
-        meters = _registry(settings).meter_configs()
+    options = ApiOptions(
+        timezone=settings.zone,
+        max_body_bytes=settings.api_max_body_bytes,
+        decode_timeout_s=settings.api_decode_timeout_s,
+        meters=_registry(settings).meter_configs() if meters is None else meters,
+    )
     config = uvicorn.Config(
-        create_app(store, ingest, meters=meters, timezone=settings.timezone),
+        create_app(store, ingest, options),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -221,7 +252,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _progress(ingest: Any, every: float, stop: threading.Event, prefix: str = "") -> None:
+def _progress(ingest: IngestService, every: float, stop: threading.Event, prefix: str = "") -> None:
     """Log one status line every ``every`` seconds until ``stop``."""
     while not stop.wait(every):
         s = ingest.stats.snapshot()
@@ -236,7 +267,9 @@ def _progress(ingest: Any, every: float, stop: threading.Event, prefix: str = ""
         )
 
 
-def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Event) -> None:
+def _watch_fatal(
+    ingest: IngestService, on_fatal: Callable[[], None], stop: threading.Event
+) -> None:
     while not stop.wait(0.2):
         if ingest.fatal:
             on_fatal()
@@ -341,6 +374,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
     from decoders import registry
     from decoders.core import DecodeError, Uplink, readings_to_json
+    from storage.schema import clean_readings
 
     if args.list or not args.decoder:
         for decoder_id, known in registry.all_decoders().items():
@@ -371,14 +405,17 @@ def _cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
             text = payload.hex(" ")
             print(f"  {text}\n  {' ' * (3 * min(exc.offset, len(payload)))}^", file=sys.stderr)
         return 1
-    print(json.dumps({"decoder": decoder.id, "f_port": port,
-                      "readings": readings_to_json(readings)}, indent=2))  # fmt: skip
+    except Exception as exc:  # a decoder bug on this payload or these params
+        print(f"error: {decoder.id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    shown = readings_to_json(clean_readings(readings))
+    print(json.dumps({"decoder": decoder.id, "f_port": port, "readings": shown}, indent=2))
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import Pipeline
-    from ingest.service import replay_file
+    from ingest.replay import ReplayError, replay_file
     from ingest.writer import Writer
 
     if not args.file.is_file():
@@ -389,19 +426,26 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
     started = time.monotonic()
     try:
-        lines = replay_file(args.file, writer, pipeline)
+        messages = replay_file(args.file, writer, pipeline)
         writer.flush()
+    except ReplayError as exc:
+        raise UsageError(str(exc)) from None
     finally:
         writer.stop()
         store.close()
     s = writer.stats.snapshot()
     rejected = {k: v for k, v in s["rejected"].items() if v}
     print(
-        f"replayed {lines} lines from {args.file} in {time.monotonic() - started:.1f} s:"
+        f"replayed {messages} messages from {args.file} in {time.monotonic() - started:.1f} s:"
         f" {s['accepted']} stored, {s['duplicates']} duplicates, {s['simulated']} simulated,"
         f" {s['rejected_total']} rejected"
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
+    if s["accepted"] + s["duplicates"] == 0:
+        # Nothing of the file is in the store: a script must notice (an all-duplicate replay
+        # is fine, its uplinks are stored).
+        print(f"error: no uplink of {args.file} was stored", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -502,10 +546,78 @@ def _cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_redecode(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import Pipeline
+    from ingest.redecode import redecode_dead_letters, redecode_raw
+
+    if args.raw and not args.device:
+        raise UsageError("--raw decodes one device's history again: give --device ID")
+    if args.raw and args.reason:
+        raise UsageError("--reason selects dead letters; it does not apply to --raw")
+    pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
+    store = _open_store(settings)
+    try:
+        if args.raw:
+            raw = redecode_raw(store, pipeline, args.device)
+        else:
+            letters = redecode_dead_letters(store, pipeline, reason=args.reason, device=args.device)
+    finally:
+        store.close()
+    if not args.raw:
+        still = ", ".join(f"{k} {v}" for k, v in letters.still.most_common())
+        print(
+            f"re-processed {letters.examined} dead letters: {letters.stored} now stored as"
+            f" readings (removed from the dead letters), {letters.examined - letters.stored}"
+            f" still rejected" + (f" ({still})" if still else "")
+        )
+        return 0
+    if not raw.uplinks:
+        print(f"error: no raw uplinks of device {args.device!r} are stored", file=sys.stderr)
+        return 1
+    if not raw.replaced:
+        failed = ", ".join(f"{k} {v}" for k, v in raw.failed.most_common())
+        print(
+            f"error: {sum(raw.failed.values())} of {raw.uplinks} uplinks of {args.device} no"
+            f" longer decode ({failed}); its readings are unchanged. First: {raw.examples[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"decoded {raw.uplinks} raw uplinks of {args.device} again:"
+        f" its readings are now {raw.points} points"
+    )
+    return 0
+
+
+def _error(message: str, secrets: Sequence[str]) -> None:
+    """Print one error line, with every secret we know of masked (defence in depth)."""
+    print(f"error: {redact_secrets(message, secrets)}", file=sys.stderr)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        url_password(settings.mqtt_url),
+        url_password(settings.store_url),
+        settings.influx_token,
+        *_secrets_in_environment(),
+    ]
+
+
+def _secrets_in_environment() -> list[str]:
+    """Secrets the settings would hold, read raw: for errors raised before they exist."""
+    env = os.environ
+    return [
+        url_password(env.get("LORAMETER_MQTT_URL", "")),
+        url_password(env.get("LORAMETER_STORE_URL", "")),
+        env.get("LORAMETER_INFLUX_TOKEN", ""),
+    ]
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}:"
+            f" {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
     return str(exc).splitlines()[0]

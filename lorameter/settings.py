@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "load_settings"]
+from ingest.mqtt import MqttError, parse_mqtt_url
+from storage.redact import redact_url
+
+__all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
 
 DEFAULT_TOPICS = "v3/+/devices/+/up,application/+/device/+/event/up"
+_LOG_LEVELS = tuple(
+    name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL")
+)
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used; the message names the file and the problem."""
 
 
 class Settings(BaseSettings):
@@ -45,31 +58,88 @@ class Settings(BaseSettings):
         900.0, ge=0, description="write consumption points for dashboards this often (0: never)"
     )
     timezone: str = Field(
-        "Europe/Berlin", description="the site's zone for calendar intervals (days, months)"
+        "Europe/Berlin",
+        description="the site's zone: calendar intervals, key dates, a date alone in from/to",
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    api_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="larger request bodies are refused with 413"
+    )
+    api_decode_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="time budget of one decode request (else 422)"
+    )
     log_level: str = "INFO"
 
-    @field_validator("mqtt_url", "store_url")
+    @field_validator("mqtt_url")
     @classmethod
-    def _has_scheme(cls, value: str) -> str:
-        if "://" not in value:
-            raise ValueError(f"{value!r} is not a URL (expected scheme://...)")
+    def _mqtt_url(cls, value: str) -> str:
+        try:
+            parse_mqtt_url(value)
+        except MqttError as exc:  # its message already hides the password
+            raise ValueError(str(exc).removeprefix("LORAMETER_MQTT_URL ")) from None
         return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        shown = redact_url(value)
+        parts = urlsplit(value)
+        if parts.scheme == "sqlite":
+            if not value.startswith("sqlite:///") or not value.removeprefix("sqlite:///"):
+                raise ValueError(
+                    f"{shown}: use sqlite:///relative/file.db or sqlite:////abs/file.db"
+                )
+            return value
+        if parts.scheme not in ("influxdb", "influxdb+http", "influxdb+https"):
+            raise ValueError(f"{shown}: the scheme must be sqlite:// or influxdb://")
+        try:
+            parts.port  # noqa: B018 -- urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError(f"{shown}: the port is not a number from 0 to 65535") from None
+        if not parts.hostname:
+            raise ValueError(f"{shown}: no host (influxdb://host:8086/database)")
+        if not parts.path.strip("/"):
+            raise ValueError(f"{shown}: no database (influxdb://host:8086/database)")
+        return value
+
+    @field_validator("mqtt_ca_file", "devices")
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"{value}: no such file")
+        return value
+
+    @field_validator("spool_path")
+    @classmethod
+    def _creatable_file(cls, value: str) -> str:
+        # As for the SQLite file: only the file's own folder may be created, never a tree.
+        folder = Path(value).parent
+        if not folder.is_dir() and not folder.parent.is_dir():
+            raise ValueError(f"folder {folder} does not exist, nor does {folder.parent}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(_LOG_LEVELS)}")
+        return level
 
     @field_validator("timezone")
     @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+    def _timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name like Europe/Berlin)"
-            ) from None
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Berlin, UTC)") from None
         return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The local time zone (``LORAMETER_TIMEZONE``)."""
+        return ZoneInfo(self.timezone)
 
     @property
     def topics(self) -> list[str]:
@@ -83,9 +153,22 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     """
     values: dict[str, Any] = {}
     if config is not None:
-        with open(config, "rb") as handle:
-            document = tomllib.load(handle)
+        try:
+            with open(config, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise SettingsError(f"cannot read {config}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config} is not valid TOML: {exc}") from None
         table = document.get("lorameter", document)
+        if not isinstance(table, dict):
+            raise SettingsError(f"{config}: [lorameter] must be a table")
+        unknown = sorted(set(table) - set(Settings.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"{config}: unknown setting(s) {', '.join(unknown)}"
+                " (keys are the LORAMETER_* names in lower case without the prefix)"
+            )
         env = {
             k.removeprefix("LORAMETER_").lower() for k in os.environ if k.startswith("LORAMETER_")
         }

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage.base import Store, StoreError
+from storage.redact import redact_url
 
 __all__ = ["Store", "StoreError", "open_store"]
 
@@ -25,7 +26,7 @@ def open_store(
         # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if not path:
-            raise StoreError(f"{url}: no file path (use sqlite:///./lorameter.db)")
+            raise StoreError(f"{redact_url(url)}: no file path (use sqlite:///./lorameter.db)")
         return SQLiteStore(path)
     if scheme in ("influxdb", "influxdb+http", "influxdb+https"):
         from storage.influx import InfluxStore
@@ -33,4 +34,6 @@ def open_store(
         return InfluxStore(
             url, token=influx_token, spool_path=Path(spool_path), spool_max_age_s=spool_max_age_s
         )
-    raise StoreError(f"unknown store URL scheme {scheme!r} in {url} (use sqlite:// or influxdb://)")
+    raise StoreError(
+        f"unknown store URL scheme {scheme!r} in {redact_url(url)} (use sqlite:// or influxdb://)"
+    )

@@ -20,6 +20,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreHealth",
+    "StoredDeadLetter",
     "WriteResult",
 ]
 
@@ -55,6 +56,7 @@ class DeviceSummary:
     battery_v: float | None = None
     rssi_dbm: float | None = None
     snr_db: float | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # site tags of the newest reading
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,14 @@ class StoreHealth:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoredDeadLetter:
+    """A dead letter and the store's key for it (to remove it once it became readings)."""
+
+    key: str  # opaque; keys sort as the letters were stored (compare as integers)
+    letter: DeadLetter
+
+
 class Store(Protocol):
     """Readings, radio metadata, raw uplinks and dead letters; SQLite or InfluxDB behind it."""
 
@@ -102,10 +112,6 @@ class Store(Protocol):
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Keep messages that did not become readings, with their raw bytes."""
-        ...
-
-    def write_points(self, points: Sequence[Point]) -> None:
-        """Store derived points (lorameter's own ``consumption``); the same point overwrites."""
         ...
 
     def devices(self) -> list[DeviceSummary]:
@@ -153,6 +159,29 @@ class Store(Protocol):
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters, newest first."""
+        ...
+
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        """Dead letters oldest first; of ``reason``/``device`` if given; after key ``after``."""
+        ...
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        """Remove dead letters by key (they were re-processed into stored readings)."""
+        ...
+
+    def delete_readings(self, device: str) -> None:
+        """Remove every reading point of a device (its raw uplinks and radio points stay)."""
+        ...
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Write points as they are, replacing equal ones: re-decoded readings, and lorameter's
+        own ``consumption`` points."""
         ...
 
     def health(self) -> StoreHealth:

@@ -22,11 +22,13 @@ from typing import Any
 import httpx
 import numpy as np
 
+from decoders.core import MEDIA
 from storage.base import (
     NEIGHBOUR_LOOKBACK_NS,
     DeviceSummary,
     ReadingRow,
     Series,
+    StoredDeadLetter,
     StoreHealth,
     WriteResult,
 )
@@ -43,9 +45,10 @@ from storage.influx_schema import (
     reading_statements,
     series_points,
     series_statements,
+    stored_dead_letter_rows,
     uplink_lines,
 )
-from storage.line_protocol import encode_line, quote_literal
+from storage.line_protocol import encode_line, quote_ident, quote_literal
 from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, to_ns
 from storage.spool import Spool, SpoolFullError
 
@@ -336,6 +339,40 @@ class InfluxStore:
             return []
         q = f"SELECT * FROM {DEAD_LETTER} ORDER BY time DESC LIMIT {int(limit)}"
         return dead_letter_rows(self._query([q]))
+
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        if limit <= 0:
+            return []
+        where = [f"time > {int(after)}"] if after is not None else []
+        if reason is not None:
+            where.append(f"reason = {quote_literal(reason)}")
+        if device is not None:
+            where.append(f"device = {quote_literal(device)}")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        q = f"SELECT * FROM {DEAD_LETTER}{clause} ORDER BY time ASC LIMIT {int(limit)}"
+        return stored_dead_letter_rows(self._query([q]))
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        # InfluxQL deletes by tags and time only; a letter's time is unique (its sequence).
+        for start in range(0, len(keys), 500):
+            self._query(
+                [
+                    f"DELETE FROM {DEAD_LETTER} WHERE time >= {int(k)} AND time <= {int(k)}"
+                    for k in keys[start : start + 500]
+                ]
+            )
+
+    def delete_readings(self, device: str) -> None:
+        # sync: spooled points of the device reach InfluxDB first, so none arrive after this
+        self._query(
+            [f"DELETE FROM {quote_ident(m)} WHERE device = {quote_literal(device)}" for m in MEDIA]
+        )
 
     # -- health ------------------------------------------------------------------------------
 

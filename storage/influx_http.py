@@ -16,6 +16,7 @@ import httpx
 
 from storage.base import StoreError
 from storage.line_protocol import quote_ident
+from storage.redact import redact_url
 
 __all__ = ["InfluxError", "InfluxTarget", "parse_url"]
 
@@ -168,6 +169,12 @@ def parse_url(url: str, *, token: str = "") -> InfluxTarget:
         raise StoreError(
             f"no database in the InfluxDB URL (use {parts.scheme}://host:8086/lorameter)"
         )
+    try:
+        port = parts.port or 8086
+    except ValueError:
+        raise StoreError(
+            f"the port in the InfluxDB URL {redact_url(url)} is not a number from 0 to 65535"
+        ) from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     verify: bool | str = True
     options = parse_qs(parts.query)
@@ -176,7 +183,7 @@ def parse_url(url: str, *, token: str = "") -> InfluxTarget:
     if options.get("verify", ["true"])[0].lower() in ("false", "0", "no"):
         verify = False
     return InfluxTarget(
-        base_url=f"{scheme}://{host}:{parts.port or 8086}",
+        base_url=f"{scheme}://{host}:{port}",
         database=database,
         retention_policy=rp,
         username=unquote(parts.username or ""),

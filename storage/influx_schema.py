@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decoders.core import MEDIA, Value
-from storage.base import DeviceSummary, ReadingRow
+from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter
 from storage.line_protocol import encode_line, escape_tag_value, quote_ident, quote_literal
-from storage.schema import RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+from storage.schema import BASE_TAGS, RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
 
 __all__ = [
     "DEAD_LETTER",
@@ -191,6 +191,7 @@ def device_summaries(results: Sequence[Mapping[str, Any]]) -> list[DeviceSummary
                 battery_v=_float(battery_v.get(device, {}).get("last")),
                 rssi_dbm=_float(radio.get("rssi_dbm")),
                 snr_db=_float(radio.get("snr_db")),
+                tags=_site_tags(reading, types.get(medium, {})) if reading else {},
             )
         )
     return summaries
@@ -247,6 +248,15 @@ def raw_uplink_rows(results: Sequence[Mapping[str, Any]]) -> list[RawUplink]:
     ]
 
 
+def stored_dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[StoredDeadLetter]:
+    """Rows of ``SELECT * FROM dead_letter`` with their exact nanosecond time as the key."""
+    return [
+        StoredDeadLetter(str(int(row["time"])), letter)
+        for series in _series(results[0])
+        for row, letter in zip(_rows(series), dead_letter_rows([{"series": [series]}]), strict=True)
+    ]
+
+
 def dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[DeadLetter]:
     """Rows of ``SELECT * FROM dead_letter`` as dead letters."""
     return [
@@ -261,6 +271,12 @@ def dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[DeadLetter]:
         for series in _series(results[0])
         for row in _rows(series)
     ]
+
+
+def _site_tags(row: Row, fields: Mapping[str, str]) -> dict[str, str]:
+    """The registry's tags of a ``SELECT *`` row: its columns that are neither fields nor ours."""
+    skip = {"time", *BASE_TAGS}
+    return {k: str(v) for k, v in row.items() if k not in fields and k not in skip and v}
 
 
 def _float(value: object) -> float | None:

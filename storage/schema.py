@@ -14,19 +14,23 @@ writes the same points, so redeliveries and replays never duplicate data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from decoders.core import MEDIA, Reading, Value
 
 __all__ = [
+    "BASE_TAGS",
     "MEASUREMENTS",
     "RADIO",
     "DeadLetter",
     "Point",
     "RawUplink",
     "UplinkRecord",
+    "clean_readings",
+    "clean_value",
     "from_ns",
     "reading_points",
     "to_ns",
@@ -36,7 +40,10 @@ RADIO = "radio"
 MEASUREMENTS = (*MEDIA, RADIO)
 
 # Tags every reading point carries; the registry's site tags are added to these.
-BASE_TAGS = ("device", "meter", "decoder")
+SOURCE = "source"  # live | history: see reading_points
+BASE_TAGS = ("device", "meter", "decoder", SOURCE)
+# A reading measured longer than this before its uplink arrived is the meter's history.
+LIVE_WITHIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -101,17 +108,47 @@ def reading_points(
     """Turn decoded readings into points of the medium's measurement.
 
     A reading without its own time is placed at the network server's receive time, never at
-    the local clock, so a redelivered uplink produces the very same points.
+    the local clock, so a redelivered uplink produces the very same points. Each point gets
+    the tag ``source``: ``live`` for the uplink's newest reading when it was measured at most
+    LIVE_WITHIN before the uplink arrived, ``history`` for the meter's older values. Values
+    are cleaned of binary noise (``clean_value``).
     """
     if medium not in MEDIA:
         raise ValueError(f"unknown medium {medium!r}")
+    timed = [
+        (as_utc(r.time if r.time is not None else received_at), r) for r in readings if r.values
+    ]
+    newest = max((time for time, _ in timed), default=None)
+    arrived = as_utc(received_at)
     points = []
-    for reading in readings:
-        if not reading.values:
-            continue
-        time = reading.time if reading.time is not None else received_at
-        points.append(Point(medium, dict(tags), dict(reading.values), as_utc(time)))
+    for time, reading in timed:
+        live = time == newest and (reading.time is None or arrived - time <= LIVE_WITHIN)
+        points.append(
+            Point(
+                medium,
+                {**tags, SOURCE: "live" if live else "history"},
+                {name: clean_value(value) for name, value in reading.values.items()},
+                time,
+            )
+        )
     return points
+
+
+def clean_readings(readings: Sequence[Reading]) -> list[Reading]:
+    """The readings with ``clean_value`` applied (for showing a decode, as stored)."""
+    return [Reading({k: clean_value(v) for k, v in r.values.items()}, r.time) for r in readings]
+
+
+def clean_value(value: Value) -> Value:
+    """A float rounded to 12 significant digits (123.56700000000001 -> 123.567), else as is.
+
+    Every decoder's arithmetic (raw * 0.001, Wh / 1000) leaves binary noise in the last of
+    a float's ~17 digits; no meter resolves 12 (a 9-digit register with 3 decimals has 12
+    at most), so rounding there removes the noise and never a digit the meter gave.
+    """
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.12g}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,21 @@ from storage.base import (
     DeviceSummary,
     ReadingRow,
     Series,
+    StoredDeadLetter,
     StoreError,
     StoreHealth,
     WriteResult,
 )
-from storage.schema import RADIO, DeadLetter, Point, RawUplink, UplinkRecord, from_ns, to_ns
+from storage.schema import (
+    BASE_TAGS,
+    RADIO,
+    DeadLetter,
+    Point,
+    RawUplink,
+    UplinkRecord,
+    from_ns,
+    to_ns,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -93,10 +103,19 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
+        folder = self.path.parent
+        # Only the file's own folder is created, and only inside one that exists: a typo (or
+        # sqlite:///abs/path, which is relative) must not silently grow a tree somewhere.
+        if not folder.is_dir():
+            if not folder.parent.is_dir():
+                raise StoreError(
+                    f"folder {folder} does not exist, nor does {folder.parent}: create it, or fix"
+                    " the path (sqlite:///rel/file.db is relative, sqlite:////abs/file.db absolute)"
+                )
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {folder}: {exc.strerror}") from exc
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -172,29 +191,10 @@ class SQLiteStore:
                 if raw.simulated:
                     continue
                 db.executemany(
-                    "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)",
-                    [
-                        (
-                            point.device,
-                            point.measurement,
-                            to_ns(point.time),
-                            name,
-                            value,
-                            json.dumps(dict(point.tags), sort_keys=True),
-                        )
-                        for point in record.points
-                        for name, value in point.fields.items()
-                    ],
+                    "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)", _point_rows(record.points)
                 )
                 db.executemany(
-                    "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)",
-                    [
-                        (point.device, name, to_ns(point.time), value)
-                        for point in record.points
-                        if point.measurement in MEDIA
-                        for name, value in point.fields.items()
-                        if name in _COUNTER_SET and not isinstance(value, bool | str)
-                    ],
+                    "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)", _counter_rows(record.points)
                 )
                 db.execute(
                     """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
@@ -218,18 +218,6 @@ class SQLiteStore:
                     ),
                 )
         return WriteResult(written=written, duplicates=duplicates)
-
-    def write_points(self, points: Sequence[Point]) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)",
-                [
-                    (p.device, _series_name(p), to_ns(p.time), name, value,
-                     json.dumps(dict(p.tags), sort_keys=True))
-                    for p in points
-                    for name, value in p.fields.items()
-                ],
-            )  # fmt: skip
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self._transaction() as db:
@@ -284,17 +272,23 @@ class SQLiteStore:
             battery_v=battery_v,
             rssi_dbm=_float(radio_values.get("rssi_dbm")),
             snr_db=_float(radio_values.get("snr_db")),
+            tags={k: v for k, v in (last[2] if last else {}).items() if k not in BASE_TAGS},
         )
 
-    def _latest(self, device: str, measurement: str) -> tuple[int, dict[str, Value]] | None:
+    def _latest(
+        self, device: str, measurement: str
+    ) -> tuple[int, dict[str, Value], dict[str, str]] | None:
+        """The newest instant of a measurement: its time, values and tags."""
         rows = self._query(
-            """SELECT time_ns, field, value FROM points WHERE device = ? AND measurement = ?
+            """SELECT time_ns, field, value, tags FROM points WHERE device = ? AND measurement = ?
             AND time_ns = (SELECT max(time_ns) FROM points WHERE device = ? AND measurement = ?)""",
             (device, measurement, device, measurement),
         )
         if not rows:
             return None
-        return int(str(rows[0][0])), {str(f): _typed(str(f), v) for _, f, v in rows}
+        tags = json.loads(str(rows[0][3]))
+        values = {str(f): _typed(str(f), v) for _, f, v, _ in rows}
+        return int(str(rows[0][0])), values, {str(k): str(v) for k, v in tags.items()}
 
     def _last_value(self, device: str, measurement: str, field: str) -> float | None:
         rows = self._query(
@@ -445,6 +439,60 @@ class SQLiteStore:
             for ns, topic, reason, detail, raw, device in rows
         ]
 
+    def find_dead_letters(
+        self,
+        reason: str | None = None,
+        device: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredDeadLetter]:
+        sql = "SELECT id, received_ns, topic, reason, detail, raw, device FROM dead_letters"
+        sql += " WHERE id > ?"
+        args: list[object] = [int(after) if after is not None else 0]
+        if reason is not None:
+            sql += " AND reason = ?"
+            args.append(reason)
+        if device is not None:
+            sql += " AND device = ?"
+            args.append(device)
+        rows = self._query(sql + " ORDER BY id LIMIT ?", [*args, limit])
+        return [
+            StoredDeadLetter(
+                str(key),
+                DeadLetter(
+                    received_at=from_ns(int(str(ns))),
+                    topic=str(topic),
+                    reason=str(why),
+                    detail=str(detail),
+                    raw=bytes(raw),  # type: ignore[call-overload]
+                    device=str(dev),
+                ),
+            )
+            for key, ns, topic, why, detail, raw, dev in rows
+        ]
+
+    def delete_dead_letters(self, keys: Sequence[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM dead_letters WHERE id = ?", [(int(k),) for k in keys])
+
+    def delete_readings(self, device: str) -> None:
+        with self._transaction() as db:
+            media = ",".join("?" * len(MEDIA))
+            db.execute(
+                f"DELETE FROM points WHERE device = ? AND measurement IN ({media})",
+                (device, *MEDIA),
+            )
+            db.execute("DELETE FROM counters WHERE device = ?", (device,))
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?)", _point_rows(points)
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)", _counter_rows(points)
+            )
+
     def health(self) -> StoreHealth:
         try:
             uplinks = self._query("SELECT count(*) FROM raw_uplinks")[0][0]
@@ -476,6 +524,33 @@ def _series_name(point: Point) -> str:
     """
     interval = point.tags.get("interval")
     return f"{point.measurement}.{interval}" if interval else point.measurement
+
+
+def _point_rows(points: Sequence[Point]) -> list[tuple[object, ...]]:
+    """Rows of the ``points`` table: one per field of each point."""
+    return [
+        (
+            point.device,
+            _series_name(point),
+            to_ns(point.time),
+            name,
+            value,
+            json.dumps(dict(point.tags), sort_keys=True),
+        )
+        for point in points
+        for name, value in point.fields.items()
+    ]
+
+
+def _counter_rows(points: Sequence[Point]) -> list[tuple[object, ...]]:
+    """Rows of the ``counters`` table: the register fields of the medium points."""
+    return [
+        (point.device, name, to_ns(point.time), value)
+        for point in points
+        if point.measurement in MEDIA
+        for name, value in point.fields.items()
+        if name in _COUNTER_SET and not isinstance(value, bool | str)
+    ]
 
 
 def _typed(name: str, value: object) -> Value:

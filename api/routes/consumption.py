@@ -10,8 +10,9 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -26,8 +27,9 @@ from api.consumption import (
     fleet_reports,
     register_read,
 )
-from api.deps import MetersDep, SiteZoneDep, StoreDep
-from api.params import parse_time, parse_zone
+from api.deps import OptionsDep, StoreDep
+from api.params import check_device_id, parse_time, parse_zone
+from api.routes.devices import require_device
 from metering.calendar import INTERVALS
 from metering.meter import MeterConfig
 from storage.base import DeviceSummary, Store
@@ -75,7 +77,7 @@ def _fail(exc: MeteringError | ValueError) -> HTTPException:
     return HTTPException(exc.status if isinstance(exc, MeteringError) else 422, str(exc))
 
 
-def _window(start: str | None, end: str | None, interval: str, tz: tzinfo) -> Window:
+def _window(start: str | None, end: str | None, interval: str, tz: ZoneInfo) -> Window:
     if interval not in INTERVALS:
         raise HTTPException(422, f"interval must be one of {', '.join(INTERVALS)}")
     try:
@@ -88,20 +90,16 @@ def _window(start: str | None, end: str | None, interval: str, tz: tzinfo) -> Wi
     return Window(begin, stop, interval, tz)
 
 
-def _zone(name: str | None, config: MeterConfig | None, site_zone: str) -> tzinfo:
+def _zone(name: str | None, config: MeterConfig | None, site: ZoneInfo) -> ZoneInfo:
     try:
-        return parse_zone(name or (config.timezone if config else "") or site_zone)
+        return parse_zone(name or (config.timezone if config else "") or site.key)
     except ValueError as exc:
         raise _fail(exc) from None
 
 
 def _device(store: Store, device_id: str) -> DeviceSummary:
-    summary = store.device(device_id)
-    if summary is None:
-        raise HTTPException(
-            404, f"device {device_id!r} not found; GET /api/v1/devices lists the known devices"
-        )
-    return summary
+    """The device by its id, DevEUI or meter number; 404 if none."""
+    return require_device(store, check_device_id(device_id))
 
 
 def _wants_csv(request: Request, fmt: str | None) -> bool:
@@ -142,8 +140,7 @@ def device_consumption(
     device_id: str,
     request: Request,
     store: StoreDep,
-    meters: MetersDep,
-    site_zone: SiteZoneDep,
+    options: OptionsDep,
     interval: Interval = "day",
     start: From = None,
     end: To = None,
@@ -161,11 +158,15 @@ def device_consumption(
     are counted in `ignored_readings`.
     """
     summary = _device(store, device_id)
-    config = meters.get(device_id)
-    window = _window(start, end, interval, _zone(tz, config, site_zone))
+    config = options.meters.get(summary.device)
+    window = _window(start, end, interval, _zone(tz, config, options.timezone))
     try:
         report = device_report(
-            store, summary, config_for(device_id, summary.decoder, meters), window, field
+            store,
+            summary,
+            config_for(summary.device, summary.decoder, options.meters),
+            window,
+            field,
         )
     except MeteringError as exc:
         raise _fail(exc) from None
@@ -178,8 +179,7 @@ def device_consumption(
 def device_register(
     device_id: str,
     store: StoreDep,
-    meters: MetersDep,
-    site_zone: SiteZoneDep,
+    options: OptionsDep,
     at: Annotated[str, Query(description="RFC 3339, or a date = local midnight (key date)")],
     tz: Zone = None,
     field: Field = None,
@@ -191,12 +191,16 @@ def device_register(
     register for that instant (a set-day value). Outside the readings: 404, never extrapolated.
     """
     summary = _device(store, device_id)
-    config = meters.get(device_id)
-    zone = _zone(tz, config, site_zone)
+    config = options.meters.get(summary.device)
+    zone = _zone(tz, config, options.timezone)
     try:
-        moment = parse_time(at, zone, "at")
+        moment = parse_time(at, zone, "at").astimezone(zone)
         return register_read(
-            store, summary, config_for(device_id, summary.decoder, meters), moment, field
+            store,
+            summary,
+            config_for(summary.device, summary.decoder, options.meters),
+            moment,
+            field,
         )
     except (MeteringError, ValueError) as exc:
         raise _fail(exc) from None
@@ -213,8 +217,7 @@ def _json_stream(head: dict[str, Any], reports: Iterable[DeviceReport]) -> Itera
 def fleet_consumption(
     request: Request,
     store: StoreDep,
-    meters: MetersDep,
-    site_zone: SiteZoneDep,
+    options: OptionsDep,
     interval: Interval = "day",
     start: From = None,
     end: To = None,
@@ -229,8 +232,8 @@ def fleet_consumption(
     Streamed device by device as JSON (`{"interval", "tz", "from", "to", "devices": [...]}`,
     each device as in the single-device answer) or CSV, one row per device and interval.
     """
-    window = _window(start, end, interval, _zone(tz, None, site_zone))
-    reports = fleet_reports(store, meters, window, medium=medium, site=site, field=field)
+    window = _window(start, end, interval, _zone(tz, None, options.timezone))
+    reports = fleet_reports(store, options.meters, window, medium=medium, site=site, field=field)
     try:  # the first report validates the request before the response starts
         first = next(reports, None)
     except MeteringError as exc:

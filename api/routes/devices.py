@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import StoreDep
+from api.deps import OptionsDep, StoreDep
+from api.params import check_device_id, parse_time
 from api.schemas import DeviceOut, FieldOut, ReadingOut, ReadingsOut
-from decoders.core import VOCABULARY
-from storage.base import DeviceSummary
+from decoders.core import MEDIA, VOCABULARY
+from storage.base import DeviceSummary, Store
+from storage.schema import from_ns, to_ns
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -40,6 +44,7 @@ def device_out(summary: DeviceSummary) -> DeviceOut:
         battery_v=summary.battery_v,
         rssi_dbm=summary.rssi_dbm,
         snr_db=summary.snr_db,
+        tags=dict(summary.tags),
     )
 
 
@@ -48,19 +53,67 @@ def field_out(name: str) -> FieldOut:
     return FieldOut(name=name, kind=spec.kind.value, unit=spec.unit, description=spec.description)
 
 
-@router.get("")
-def list_devices(store: StoreDep) -> list[DeviceOut]:
-    """Every device seen, with last seen, last reading, battery, RSSI and SNR."""
-    return [device_out(d) for d in store.devices()]
+DeviceKey = Annotated[
+    str,
+    Depends(check_device_id),
+]
+
+
+def find_device(store: Store, key: str) -> DeviceSummary | None:
+    """A device by its id, else by its DevEUI (any spelling), else by its meter number."""
+    summary = store.device(key)
+    if summary is not None:
+        return summary
+    eui = re.sub(r"[-:\s]", "", key).lower()
+    devices = store.devices()
+    by_eui = [d for d in devices if d.dev_eui and d.dev_eui.lower() == eui]
+    if len(by_eui) == 1:
+        return by_eui[0]
+    by_meter = [d for d in devices if d.meter and d.meter == key]
+    return by_meter[0] if len(by_meter) == 1 else None
+
+
+def require_device(store: Store, key: str) -> DeviceSummary:
+    summary = find_device(store, key)
+    if summary is None:
+        raise HTTPException(404, _unknown(key))
+    return summary
+
+
+@router.get("", responses={422: {"description": "bad parameter"}})
+def list_devices(
+    store: StoreDep,
+    medium: Annotated[
+        str | None, Query(description=f"only this medium: {', '.join(MEDIA)}")
+    ] = None,
+    site: Annotated[str | None, Query(description="only devices with this site tag")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="text in the id, DevEUI, meter number or decoder"),
+    ] = None,
+) -> list[DeviceOut]:
+    """Every device seen, with last seen, last reading, battery, RSSI and SNR; filters combine."""
+    if medium is not None and medium not in MEDIA:
+        raise HTTPException(422, f"unknown medium {medium!r}; use one of {', '.join(MEDIA)}")
+    needle = (q or "").strip().lower()
+    found = []
+    for d in store.devices():
+        if medium is not None and d.medium != medium:
+            continue
+        if site is not None and d.tags.get("site") != site:
+            continue
+        if needle and not any(
+            needle in text.lower() for text in (d.device, d.dev_eui, d.meter, d.decoder)
+        ):
+            continue
+        found.append(device_out(d))
+    return found
 
 
 @router.get("/{device_id}", responses={404: {"description": "device never seen"}})
-def get_device(device_id: str, store: StoreDep) -> DeviceOut:
-    """One device."""
-    summary = store.device(device_id)
-    if summary is None:
-        raise HTTPException(404, _unknown(device_id))
-    return device_out(summary)
+def get_device(device_id: DeviceKey, store: StoreDep) -> DeviceOut:
+    """One device, by its id, DevEUI or meter number."""
+    return device_out(require_device(store, device_id))
 
 
 @router.get(
@@ -69,48 +122,87 @@ def get_device(device_id: str, store: StoreDep) -> DeviceOut:
     responses={404: {"description": "device never seen"}, 422: {"description": "bad parameter"}},
 )
 def get_readings(
-    device_id: str,
+    device_id: DeviceKey,
     store: StoreDep,
+    options: OptionsDep,
     start: Annotated[
-        datetime | None, Query(alias="from", description="RFC 3339; default: `to` minus 7 days")
+        str | None,
+        Query(
+            alias="from",
+            description="RFC 3339, or a date (local midnight); default: `to` minus 7 days",
+        ),
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="RFC 3339; default: now")] = None,
+    end: Annotated[
+        str | None,
+        Query(alias="to", description="RFC 3339, or a date (local midnight); default: now"),
+    ] = None,
     field: Annotated[
         list[str] | None,
         Query(description="field names to return (repeat or comma-separate); default: all"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000, description="most instants returned")] = 10_000,
+    limit: Annotated[
+        int, Query(ge=1, le=100_000, description="most instants in one page")
+    ] = 10_000,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page: the page after it")
+    ] = None,
 ) -> ReadingsOut:
-    """A device's readings in [from, to), oldest first; each value's unit is in its name."""
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"'{name}' needs a time zone, e.g. 2025-11-20T10:00:00Z")
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_WINDOW
-    if start >= end:
-        raise HTTPException(422, f"'from' ({start.isoformat()}) must be before 'to'")
+    """A device's readings in [from, to), oldest first, one page at a time.
+
+    A full page carries `next_cursor`: ask again with it (and the same other parameters)
+    for the next page. The response's `from`, `to` and `timezone` say the window used.
+    """
+    window_start, window_end = _window(start, end, options.timezone)
     names = [n.strip() for item in field or [] for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in VOCABULARY]
     if unknown:
         raise HTTPException(
             422, f"unknown field(s) {', '.join(unknown)}; see GET /api/v1/decoders for field names"
         )
-    if store.device(device_id) is None:
-        raise HTTPException(404, _unknown(device_id))
-    rows = store.readings(device_id, start, end, names, limit + 1)
-    seen = sorted({k for row in rows for k in row.values})
+    page_start = window_start
+    if cursor is not None:
+        if not cursor.isdigit() or not to_ns(window_start) <= int(cursor) < to_ns(window_end):
+            raise HTTPException(422, "'cursor' is not one this window's pages gave")
+        page_start = from_ns(int(cursor))
+    summary = require_device(store, device_id)
+    rows = store.readings(summary.device, page_start, window_end, names, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    seen = sorted({k for row in page for k in row.values})
     return ReadingsOut(
-        device=device_id,
-        start=start,
-        end=end,
+        device=summary.device,
+        start=window_start,
+        end=window_end,
+        timezone=options.timezone.key,
         fields=[field_out(n) for n in seen if n in VOCABULARY],
         readings=[
-            ReadingOut(time=r.time, measurement=r.measurement, values=dict(r.values))
-            for r in rows[:limit]
+            ReadingOut(time=r.time, measurement=r.measurement, values=dict(r.values)) for r in page
         ],
-        truncated=len(rows) > limit,
+        truncated=more,
+        # the next page starts at the first instant not returned (times are whole µs)
+        next_cursor=str(to_ns(rows[limit].time)) if more else None,
     )
 
 
+def _window(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    end_at = _time("to", end, tz) if end is not None else datetime.now(UTC)
+    start_at = _time("from", start, tz) if start is not None else end_at - DEFAULT_WINDOW
+    if start_at >= end_at:
+        raise HTTPException(
+            422, f"'from' ({start_at.isoformat()}) must be before 'to' ({end_at.isoformat()})"
+        )
+    return start_at, end_at
+
+
+def _time(name: str, value: str, tz: ZoneInfo) -> datetime:
+    try:
+        return parse_time(value, tz)
+    except ValueError as exc:
+        raise HTTPException(422, f"'{name}': {exc}") from None
+
+
 def _unknown(device_id: str) -> str:
-    return f"device {device_id!r} not found; GET /api/v1/devices lists the known devices"
+    return (
+        f"device {device_id!r} not found (by id, DevEUI or meter number);"
+        " GET /api/v1/devices lists the known devices"
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-import lorameter
+from api import __version__
 from api.deps import IngestDep, StoreDep
 
 router = APIRouter(tags=["health"])
@@ -20,7 +20,7 @@ def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, 
     """
     state = store.health()
     body: dict[str, Any] = {
-        "version": lorameter.__version__,
+        "version": __version__,
         "store": {
             "ok": state.ok,
             "backend": state.backend,

@@ -6,11 +6,11 @@ the request is made, so the docs and the web view make no request beyond loramet
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastapi import FastAPI, Request, Response
-
-__all__ = ["POLICY", "add_content_security_policy"]
+__all__ = ["POLICY", "ContentSecurityPolicy", "add_content_security_policy"]
 
 POLICY = "; ".join(
     (
@@ -29,11 +29,25 @@ POLICY = "; ".join(
 
 def add_content_security_policy(app: FastAPI) -> None:
     """Send ``POLICY`` with every response of ``app``."""
+    app.add_middleware(ContentSecurityPolicy)
 
-    @app.middleware("http")
-    async def _policy(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", POLICY)
-        return response
+
+class ContentSecurityPolicy:
+    """Plain ASGI middleware (not ``BaseHTTPMiddleware``): it only adds a header as the response
+    starts, so request bodies and errors pass through it untouched (the body limit's 413)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", POLICY)
+            await send(message)
+
+        await self.app(scope, receive, with_policy)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.consumption import MeteringError, Window, config_for, device_report
-from api.deps import MetersDep, SiteZoneDep, StoreDep
+from api.deps import OptionsDep, StoreDep
 from api.params import parse_zone
 from api.web.chart import consumption_svg
 from api.web.views import CHART_INTERVALS, RANGES, age, fleet_rows, matches, register_unit
@@ -36,14 +36,14 @@ def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
 def fleet(
     request: Request,
     store: StoreDep,
-    meters: MetersDep,
+    options: OptionsDep,
     q: str = "",
     medium: str = "",
     site: str = "",
 ) -> HTMLResponse:
     """Every meter: register, last seen against its interval, battery, link."""
     now = datetime.now(UTC)  # the viewer's clock: only for "how long ago", never stored
-    rows = fleet_rows(store.devices(), meters, now)
+    rows = fleet_rows(store.devices(), options.meters, now)
     shown = [r for r in rows if matches(r, q, medium, site)]
     return _page(
         request,
@@ -65,8 +65,7 @@ def meter(
     request: Request,
     device: str,
     store: StoreDep,
-    meters: MetersDep,
-    site_zone: SiteZoneDep,
+    options: OptionsDep,
     range_: Annotated[str, Query(alias="range")] = "31d",
     interval: str = "",
 ) -> HTMLResponse:
@@ -80,8 +79,8 @@ def meter(
     interval = interval or default_interval
     if interval not in CHART_INTERVALS:
         raise HTTPException(422, f"interval must be one of {', '.join(CHART_INTERVALS)}")
-    config = config_for(device, summary.decoder, meters)
-    zone = parse_zone(config.timezone or site_zone)
+    config = config_for(device, summary.decoder, options.meters)
+    zone = parse_zone(config.timezone or options.timezone.key)
     end = datetime.now(UTC)
     chart = _chart(store, summary, config, Window(end - span, end, interval, zone))
     readings = store.readings(device, end - timedelta(days=7), end + timedelta(days=1))

@@ -7,24 +7,36 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.devices import parse_registry
+from ingest.devices import DeviceRegistry, parse_registry
+from ingest.service import IngestService
 from lorameter.demo import simulator
 from lorameter.demo.broker import start_embedded_broker
 from lorameter.rollup import Rollup
 from lorameter.settings import Settings
+from metering.meter import MeterConfig
+from storage.base import Store
 
 __all__ = ["run_demo"]
 
 log = logging.getLogger("lorameter.demo")
 
 DEMO_STORE = "sqlite:///./lorameter-demo.db"
+
+
+@dataclass
+class FleetStatus:
+    """How far the simulated fleet is: history uplinks sent of all, and the phase."""
+
+    phase: str = "starting"  # starting | history | live
+    history: int = 0
+    history_total: int = 0
 
 
 class Publisher:
@@ -51,13 +63,22 @@ class Publisher:
         self.client.loop_stop()
 
 
+# The composition root's building blocks the demo reuses (lorameter/cli.py passes them in).
+ServeApi = Callable[
+    [Settings, Store, IngestService | None, Callable[[], None], Mapping[str, MeterConfig] | None],
+    None,
+]
+MakeIngest = Callable[[Settings, Store, DeviceRegistry | None], IngestService]
+OpenStore = Callable[[Settings], Store]
+
+
 def run_demo(
     settings: Settings,
     args: argparse.Namespace,
     *,
-    serve_api: Callable[..., None],
-    ingest_service: Callable[..., Any],
-    open_store: Callable[[Settings], Any],
+    serve_api: ServeApi,
+    ingest_service: MakeIngest,
+    open_store: OpenStore,
     fail: type[Exception],
 ) -> int:
     """Run the demo until Ctrl-C (or ``--duration`` seconds)."""
@@ -83,7 +104,7 @@ def run_demo(
         broker.stop()
         raise fail(f"ingest could not connect to the embedded broker: {ingest.mqtt.last_error}")
     stop = threading.Event()
-    status: dict[str, Any] = {"history": 0, "history_total": 0, "phase": "starting"}
+    status = FleetStatus()
     publisher = Publisher(broker.port)
     fleet_thread = threading.Thread(
         target=_run_fleet,
@@ -127,21 +148,21 @@ def _run_fleet(
     publisher: Publisher,
     meters: list[simulator.SimMeter],
     args: argparse.Namespace,
-    status: dict[str, Any],
+    status: FleetStatus,
     stop: threading.Event,
 ) -> None:
     try:
         for topic, body in simulator.bad_messages():
             publisher.publish(topic, body)
         now = datetime.now(UTC)
-        status["history_total"] = len(meters) * int(args.history_days * 96 + 1)
-        status["phase"] = "history"
+        status.history_total = len(meters) * int(args.history_days * 96 + 1)
+        status.phase = "history"
         for topic, body in simulator.history(meters, now, args.history_days):
             if stop.is_set():
                 return
             publisher.publish(topic, body)
-            status["history"] += 1
-        status["phase"] = "live"
+            status.history += 1
+        status.phase = "live"
         while not stop.wait(args.live_interval):
             when = datetime.now(UTC)
             for meter in meters:
@@ -151,22 +172,22 @@ def _run_fleet(
 
 
 def _show_progress(
-    ingest: Any,
+    ingest: IngestService,
     publisher: Publisher,
     meters: list[simulator.SimMeter],
-    status: dict[str, Any],
+    status: FleetStatus,
     stop: threading.Event,
 ) -> None:
     last = -1
     while not stop.wait(2):
         s = ingest.stats.snapshot()
-        if s["received"] == last and status["phase"] == "live":
+        if s["received"] == last and status.phase == "live":
             continue
         last = s["received"]
         phase = (
-            f"history {status['history']}/{status['history_total']}"
-            if status["phase"] == "history"
-            else status["phase"]
+            f"history {status.history}/{status.history_total}"
+            if status.phase == "history"
+            else status.phase
         )
         log.info(
             "meters %d | %s | published %d | ingested %d | rejected %d | duplicates %d",

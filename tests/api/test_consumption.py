@@ -7,15 +7,18 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import ApiOptions
 from api.main import create_app
 from decoders.core import Reading
 from ingest.devices import parse_registry
 from storage import open_store
+from storage.schema import UplinkRecord
 from tests.storage.records import T0, record
 
 pytestmark = pytest.mark.integration
@@ -58,13 +61,13 @@ def minutes(moment: datetime) -> float:
     return (moment - T0).total_seconds() / 60
 
 
-def hourly(device: str, hours: int, start_value: float, **kw: object) -> list:
+def hourly(device: str, hours: int, start_value: float, **kw: Any) -> list[UplinkRecord]:
     out = []
     for h in range(hours):
         moment = START + timedelta(hours=h)
         out.append(
             record(device, minutes(moment), {"volume_m3": start_value + h}, medium="water",
-                   key=f"{device}-{h}", **kw)  # type: ignore[arg-type]
+                   key=f"{device}-{h}", **kw)
         )  # fmt: skip
     return out
 
@@ -90,7 +93,7 @@ def client(store_url: str, spool_path: Path) -> Iterator[TestClient]:
     records.append(record("em-1", minutes(key_date + timedelta(days=1)),
                           {"energy_import_kwh": 7030.0}, key="em-1-b"))  # fmt: skip
     store.write_uplinks(records)
-    app = create_app(store, meters=REGISTRY.meter_configs(), timezone="Europe/Berlin")
+    app = create_app(store, options=ApiOptions(meters=REGISTRY.meter_configs()))
     with TestClient(app) as test_client:
         yield test_client
     store.close()
@@ -229,7 +232,9 @@ def test_the_fleet_as_json_and_csv(client: TestClient) -> None:
         ("wm-1/consumption", {"tz": "Mars/Olympus"}, 422, "unknown time zone"),
         ("wm-1/consumption", {"field": "power_w"}, 422, "is not a register"),
         ("wm-1/consumption", {"from": "2026-03-30", "to": "2026-03-29"}, 422, "must be before"),
-        ("wm-1/consumption", {"from": "0001-01-01T00:00:00+01:00"}, 422, "between 1678"),
+        ("wm-1/consumption", {"from": "0001-01-01T00:00:00+01:00"}, 422, "RFC 3339"),
+        ("wm-1/consumption", {"from": "9999-01-01"}, 422, "outside the storable range"),
+        ("wm-1/consumption", {"unknown": "1"}, 422, "unknown query parameter"),
         ("wm-1/consumption", {"from": "yesterday"}, 422, "RFC 3339"),
         ("nobody/consumption", {}, 404, "not found"),
         ("wm-1/register", {"at": "2026-13-01"}, 422, "RFC 3339"),

@@ -102,7 +102,7 @@ def test_services_start_after_what_they_need() -> None:
     assert services["mosquitto"]["profiles"] == ["broker"]
 
 
-def test_lorameter_environment_is_accepted_by_its_settings(monkeypatch) -> None:
+def test_lorameter_environment_is_accepted_by_its_settings(monkeypatch, tmp_path) -> None:
     env = env_example()
     service = compose()["services"]["lorameter"]
     assert "build" in service
@@ -112,15 +112,25 @@ def test_lorameter_environment_is_accepted_by_its_settings(monkeypatch) -> None:
     assert set(variables) - fields == set(), "variables lorameter would silently ignore"
     for key in [k for k in __import__("os").environ if k.startswith("LORAMETER_")]:
         monkeypatch.delenv(key)
+    # Settings check that files and folders exist: point the container's mount targets at what
+    # compose mounts there (a file of the repository, or a folder for a named volume).
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[target] = ROOT / source if source.startswith(".") else tmp_path
     for key, value in variables.items():
+        for target, source in mounts.items():
+            if value.startswith(target + "/") or value == target:
+                value = str(source) + value.removeprefix(target)
         monkeypatch.setenv(key, value)
     settings = Settings()
+    assert variables["LORAMETER_DEVICES"] == "/config/devices.yaml"
     assert settings.store_url == "influxdb://influxdb:8086/lorameter"
     assert settings.influx_token == env["INFLUXDB_TOKEN"]
     assert settings.mqtt_url == env["LORAMETER_MQTT_URL"]
     assert (settings.api_host, settings.api_port) == ("0.0.0.0", 8000)
     assert settings.timezone == env["LORAMETER_TIMEZONE"]
-    assert settings.spool_path.startswith("/data/")  # on the lorameter-data volume
+    assert variables["LORAMETER_SPOOL_PATH"].startswith("/data/")  # on the lorameter-data volume
     assert "/data" in [v.split(":")[1] for v in service["volumes"]]
     registry_mount = next(v for v in service["volumes"] if v.endswith(":/config/devices.yaml:ro"))
     load_registry(ROOT / registry_mount.split(":")[0])  # the mounted registry loads

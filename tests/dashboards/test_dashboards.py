@@ -125,7 +125,8 @@ def run(influxd: Any, database: str, query: str) -> list[dict[str, Any]]:
 
 def panels(name: str) -> list[dict[str, Any]]:
     board: dict[str, Any] = json.loads((ROOT / "dashboards" / "json" / name).read_text())
-    return board["panels"]
+    found: list[dict[str, Any]] = board["panels"]
+    return found
 
 
 def all_panels() -> list[tuple[str, str]]:

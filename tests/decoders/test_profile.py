@@ -53,7 +53,7 @@ def test_paths_units_scale_and_offset() -> None:
         ({}, "at least one field"),
     ],
 )
-def test_bad_profiles_are_named(profile: dict, words: str) -> None:
+def test_bad_profiles_are_named(profile: dict[str, object], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         parse_profile(profile)
 
@@ -68,7 +68,7 @@ def test_bad_profiles_are_named(profile: dict, words: str) -> None:
         ({"metering": {"water": {"total": float("nan")}}}, "not a finite number"),
     ],
 )
-def test_bad_decoded_output_is_a_decode_error(decoded: dict, words: str) -> None:
+def test_bad_decoded_output_is_a_decode_error(decoded: dict[str, object], words: str) -> None:
     mappings = parse_profile({"volume_m3": {"path": "metering.water.total", "unit": "l"}})
     with pytest.raises(DecodeError, match=words):
         map_decoded(decoded, mappings)

@@ -80,7 +80,7 @@ def test_replay_file_twice_is_idempotent(tmp_path: Path) -> None:
     env = lorameter_env(tmp_path, devices=str(tmp_path / "devices.yaml"))
     first = lorameter("replay", "uplinks.jsonl", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "replayed 3 lines" in first.stdout
+    assert "replayed 3 messages" in first.stdout
     assert "2 stored, 0 duplicates" in first.stdout
     assert "1 rejected (not_json 1)" in first.stdout
     second = lorameter("replay", "uplinks.jsonl", env=env, cwd=tmp_path)
@@ -205,7 +205,7 @@ def test_bad_settings_are_one_line(tmp_path: Path) -> None:
     env = lorameter_env(tmp_path, store_url="postgres://x")
     done = lorameter("api", env=env, cwd=tmp_path)
     assert done.returncode == 2
-    assert "unknown store URL scheme 'postgres'" in done.stderr
+    assert "postgres://x: the scheme must be sqlite:// or influxdb://" in done.stderr
 
 
 def test_demo_serves_a_fleet_within_30_seconds(tmp_path: Path, run_lorameter) -> None:
@@ -235,7 +235,7 @@ def test_embedded_amqtt_broker_carries_messages() -> None:
         assert broker.kind == "amqtt"
         got: list[bytes] = []
         sub = paho.Client(CallbackAPIVersion.VERSION2)
-        sub.on_message = lambda c, u, m: got.append(m.payload)
+        sub.on_message = lambda c, u, m: got.append(bytes(m.payload))
         sub.connect("127.0.0.1", broker.port)
         sub.subscribe("v3/+/devices/+/up", qos=1)
         sub.loop_start()

@@ -23,7 +23,7 @@ CS_TOPIC = "application/8e2c1a47/device/{}/event/up"
 
 
 def connected(running) -> bool:
-    return running.get("/health")["ingest"]["mqtt"]["connected"]
+    return bool(running.get("/health")["ingest"]["mqtt"]["connected"])
 
 
 def test_uplinks_and_bad_input_end_to_end(mosquitto, publisher: Publisher, run_lorameter) -> None:

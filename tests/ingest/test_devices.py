@@ -58,6 +58,8 @@ def test_no_file_means_empty_registry() -> None:
         ("devices: [{device: a, tags: {device: x}}]", "tag"),
         ("devices: [{device: a, meter_timezone: Mars/Olympus}]", "time zone"),
         ("devices: [{device: a}, {device: a}]", "listed twice"),
+        ("devices: [{device: a, decoder: no_such_decoder}]", "'no_such_decoder' does not exist"),
+        ("devices: [{device: a, decoder: milesight_em300_di}]", "no fixed medium"),
         ("- just a list", "'devices:' list"),
         ("devices: [unclosed", "not valid YAML"),
     ],

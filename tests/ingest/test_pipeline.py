@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.devices import RegistryError, parse_registry
+from ingest.devices import DeviceEntry, DeviceRegistry, RegistryError, parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
 from storage.schema import RADIO
 from tests.helpers import chirpstack_up, tts_up
@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ESI = bytes.fromhex("03010BB8 01 01 00 40420F0000 00 10270000".replace(" ", ""))
 PULSES = bytes.fromhex("0175 5C 0367 0401 05C8 E8030000".replace(" ", ""))  # 1000 pulses
 
-REGISTRY = parse_registry(
+PARSED = parse_registry(
     {
         "devices": [
             {
@@ -30,10 +30,21 @@ REGISTRY = parse_registry(
                 "tags": {"site": "rathaus"},
                 "params": {"pulse_factor": 10, "pulse_unit": "l", "pulse_offset": 100.5},
             },
-            {"device": "ghost", "decoder": "no_such_decoder", "medium": "water"},
-            {"device": "no-medium", "decoder": "milesight_em300_di"},
         ]
     }
+)
+# Entries the registry file refuses at start (see test_devices): built around its validation
+# to prove the pipeline still dead-letters them rather than failing.
+REGISTRY = DeviceRegistry(
+    [
+        *PARSED.entries,
+        DeviceEntry.model_construct(device="ghost", decoder="no_such_decoder", medium="water"),
+        DeviceEntry.model_construct(device="no-medium", decoder="milesight_em300_di"),
+        # params the decoder cannot take (a list for a medium): it raises TypeError today
+        DeviceEntry.model_construct(
+            device="crash", decoder="milesight_em300_di", medium="water", params={"medium": [1]}
+        ),
+    ]
 )
 
 
@@ -65,7 +76,12 @@ def test_decoder_chosen_by_tts_version_ids() -> None:
     assert meter[0].fields == {"energy_import_kwh": 0.1, "power_w": 100.0}
     # no meter time in the payload: the network server's receive time, never the local clock
     assert meter[0].time == datetime(2025, 11, 20, 10, 15, 42, 866470, tzinfo=UTC)
-    assert meter[0].tags == {"device": "esi-1", "meter": "", "decoder": "elv_lw_esi"}
+    assert meter[0].tags == {
+        "device": "esi-1",
+        "meter": "",
+        "decoder": "elv_lw_esi",
+        "source": "live",
+    }
     radio = next(p for p in points if p.measurement == RADIO)
     assert radio.fields["rssi_dbm"] == -97 and radio.fields["f_cnt"] == 1
 
@@ -80,6 +96,7 @@ def test_registry_gives_decoder_medium_meter_tags_and_pulse_factor() -> None:
         "meter": "W-42",
         "decoder": "milesight_em300_di",
         "site": "rathaus",
+        "source": "live",
     }
     assert out.record.raw.meter == "W-42"
 
@@ -135,6 +152,7 @@ def test_meter_history_keeps_its_own_times() -> None:
         ),
         (tts_up("ghost", b"\x01", dev_eui=""), "unknown_decoder", "no_such_decoder"),
         (tts_up("no-medium", PULSES, f_port=85, dev_eui=""), "unknown_device", "medium"),
+        (tts_up("crash", PULSES, f_port=85, dev_eui=""), "decode_error", "milesight_em300_di"),
         (
             tts_up("esi-1", b"\x03\x01", f_port=10, brand="elv", model="elv-lw-esi"),
             "decode_error",

@@ -41,13 +41,15 @@ def test_registers_grow_and_match_the_payloads() -> None:
         "pulse": "volume_m3",
     }
     for meter in meters:
-        values = []
+        values: list[float] = []
         for hours in range(0, 48, 3):
             when = NOW + timedelta(hours=hours)
             out = pipeline.process("t", meter.uplink(when)[1], when)
             assert isinstance(out, Accepted)
             point = next(p for p in out.record.points if p.time == when)
-            values.append(point.fields[register[meter.kind]])
+            value = point.fields[register[meter.kind]]
+            assert isinstance(value, float)
+            values.append(value)
         assert values == sorted(values), meter.device_id
         assert values[-1] > values[0]
         assert abs(values[-1] - meter.register(NOW + timedelta(hours=45))) < 1.0

@@ -261,3 +261,51 @@ def test_series_of_many_devices_in_one_call(store: Store) -> None:
     got = store.series("volume_m3", at(0), at(60), devices=devices[::2])
     assert sorted(got) == devices[::2]
     assert got["m-004"].values.tolist() == [4.0, 5.0]
+
+
+def test_site_tags_are_in_the_device_summary(store: Store) -> None:
+    store.write_uplinks([record("em-1", 0, site={"site": "Bernau Nord"})])
+    summary = store.device("em-1")
+    assert summary is not None and dict(summary.tags) == {"site": "Bernau Nord"}
+
+
+def test_dead_letters_found_by_reason_and_device_then_deleted(store: Store) -> None:
+    store.write_dead_letters(
+        [
+            dead_letter(0),
+            dead_letter(1, "unknown_device", device="ghost 1"),
+            dead_letter(2, "unknown_device", device="ghost 2"),
+            dead_letter(2, "unknown_device", device="ghost 1"),  # same instant as the one before
+        ]
+    )
+    found = store.find_dead_letters(reason="unknown_device")
+    assert [(f.letter.device, f.letter.received_at) for f in found] == [
+        ("ghost 1", at(1)),
+        ("ghost 2", at(2)),
+        ("ghost 1", at(2)),
+    ]
+    assert len({f.key for f in found}) == 3
+    ghost = store.find_dead_letters(device="ghost 1")
+    assert [f.letter.received_at for f in ghost] == [at(1), at(2)]
+    page = store.find_dead_letters(reason="unknown_device", limit=1)
+    assert store.find_dead_letters(reason="unknown_device", after=page[0].key, limit=5) == found[1:]
+    store.delete_dead_letters([f.key for f in ghost])
+    left = store.find_dead_letters()
+    assert [(f.letter.reason, f.letter.device) for f in left] == [
+        ("not_json", ""),
+        ("unknown_device", "ghost 2"),
+    ]
+    assert dict(store.health().dead_letters) == {"not_json": 1, "unknown_device": 1}
+
+
+def test_readings_deleted_and_rewritten_for_one_device(store: Store) -> None:
+    store.write_uplinks([record("em-1", m) for m in range(3)] + [record("em-2", 1)])
+    store.delete_readings("em-1")
+    assert store.readings("em-1", at(0), at(60)) == []
+    assert len(store.readings("em-2", at(0), at(60))) == 1
+    assert len(store.raw_uplinks("em-1")) == 3  # the raw uplinks stay, to decode again
+    again = record("em-1", 1, {"energy_import_kwh": 7.5})
+    store.write_points([p for p in again.points if p.measurement != "radio"])
+    store.write_points([p for p in again.points if p.measurement != "radio"])  # idempotent
+    (row,) = store.readings("em-1", at(0), at(60))
+    assert (row.time, dict(row.values)) == (at(1), {"energy_import_kwh": 7.5})

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
+from api.deps import ApiOptions
 from api.main import create_app
 from storage import open_store
 from tests.demo_data import Fleet, demo_fleet, load
@@ -40,7 +41,7 @@ def fleet() -> Fleet:
 def base_url(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('web')}/lorameter.db")
     load(store, fleet, END, DAYS)
-    app = create_app(store, meters=fleet.registry.meter_configs(), timezone="Europe/Berlin")
+    app = create_app(store, options=ApiOptions(meters=fleet.registry.meter_configs()))
     with serve(app) as url:
         yield url
     store.close()
@@ -54,9 +55,10 @@ def page(browser: Browser, requests_seen: list[str]) -> Iterator[Page]:
 
 
 def listed(page: Page) -> list[str]:
-    return page.locator("table.fleet tbody tr[data-device]").evaluate_all(
+    found: list[str] = page.locator("table.fleet tbody tr[data-device]").evaluate_all(
         "rows => rows.map(r => r.dataset.device)"
     )
+    return found
 
 
 def test_fleet_page_lists_every_meter(page: Page, browser: Browser, base_url: str, fleet) -> None:

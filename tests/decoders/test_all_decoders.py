@@ -58,13 +58,21 @@ def expected(expect: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, An
     return [{"time": None, **row} for row in rows]
 
 
+def rejected(decoder: Decoder, uplink: Uplink, match: str | None = None) -> DecodeError:
+    """The decoder's own DecodeError, not one ``Decoder.readings``' safety net converted."""
+    with pytest.raises(DecodeError, match=match) as info:
+        decoder.readings(uplink)
+    cause = info.value.__cause__
+    assert cause is None, f"{decoder.id}: {type(cause).__name__} escaped the decoder: {cause!r}"
+    return info.value
+
+
 def check(decoder: Decoder, case: Example | dict[str, Any]) -> None:
     error = case.error if isinstance(case, Example) else case.get("error")
     expect = case.expect if isinstance(case, Example) else case.get("expect")
     uplink = uplink_for(case)
     if error is not None:
-        with pytest.raises(DecodeError, match=error):
-            decoder.readings(uplink)
+        rejected(decoder, uplink, error)
         return
     assert expect is not None, "an example needs expect or error"
     got = readings_to_json(decoder.readings(uplink))
@@ -127,8 +135,7 @@ def test_truncated_examples_are_rejected(decoder: Decoder) -> None:
         base = uplink_for(example)
         for cut in range(len(base.payload)):
             uplink = Uplink(base.f_port, base.payload[:cut], base.received_at, base.params)
-            with pytest.raises(DecodeError):
-                decoder.readings(uplink)
+            rejected(decoder, uplink)
 
 
 @pytest.mark.parametrize("decoder", DECODERS.values(), ids=list(DECODERS))
@@ -157,7 +164,9 @@ def test_any_bytes_give_readings_or_decode_error(decoder: Decoder) -> None:
     def run(port: int, payload: bytes) -> None:
         try:
             readings = decoder.readings(Uplink(port, payload, None, params))
-        except DecodeError:
+        except DecodeError as exc:
+            cause = exc.__cause__
+            assert cause is None, f"{type(cause).__name__} escaped the decoder: {cause!r}"
             return
         for reading in readings:
             for name, value in reading.values.items():

@@ -27,12 +27,16 @@ __all__ = [
     "Output",
     "Reading",
     "Register",
+    "RegistersFn",
     "Uplink",
     "Value",
     "Values",
     "check_values",
+    "pulse_registers",
+    "pulse_registers_fn",
     "pulse_values",
     "readings_to_json",
+    "registers_for",
     "unpack",
 ]
 
@@ -227,6 +231,10 @@ class Register:
             raise ValueError(f"register rollover must be a positive number, got {self.rollover}")
 
 
+# A device's parameters (registry ``params``) -> the counters whose behaviour they decide.
+RegistersFn = Callable[[Mapping[str, Any]], Mapping[str, Register]]
+
+
 @dataclass(frozen=True)
 class Example:
     """A payload and what it must decode to (``expect``) or the error it must raise."""
@@ -257,7 +265,11 @@ class Decoder:
     lorawan_ids: tuple[str, ...] = ()  # TTS Device Repository "brand_id/model_id"
     description: str = ""
     # Counter fields -> how the device's register behaves (width/rollover, cumulative or delta).
+    # Every counter field is declared here; what the device's params decide (a pulse register's
+    # rollover in m³ from the pulse factor, a counter mode) ``registers_fn`` refines: see
+    # ``registers_for``.
     registers: Mapping[str, Register] = field(default_factory=dict)
+    registers_fn: RegistersFn | None = None
     id: str = ""  # set by the registry from the module name
 
     def __post_init__(self) -> None:
@@ -272,12 +284,12 @@ class Decoder:
             raise ValueError(
                 f"{self.vendor} {self.model}: registers for non-counter fields: {stray}"
             )
-
-    def register(self, name: str) -> Register:
-        """How the counter ``name`` behaves (a plain cumulative register unless declared)."""
-        return self.registers.get(name, _CUMULATIVE)
         if self.medium is not None and self.medium not in MEDIA:
             raise ValueError(f"{self.vendor} {self.model}: unknown medium {self.medium!r}")
+
+    def register(self, name: str) -> Register:
+        """How the counter ``name`` behaves for any device (params: see ``registers_for``)."""
+        return self.registers.get(name, _CUMULATIVE)
 
     def readings(self, uplink: Uplink) -> list[Reading]:
         """Decode and check: declared fields only, right types, finite and in physical range."""
@@ -294,6 +306,18 @@ class Decoder:
 
 
 _CUMULATIVE = Register()
+
+
+def registers_for(decoder: Decoder, params: Mapping[str, Any]) -> dict[str, Register]:
+    """How each counter field behaves for one device: the decoder's declarations, refined by
+    ``registers_fn`` with the device's registry params (e.g. Netvox R718H ``counter_mode``).
+
+    A field missing here is a plain cumulative register without known rollover.
+    """
+    found = dict(decoder.registers)
+    if decoder.registers_fn is not None:
+        found.update(decoder.registers_fn(params))
+    return found
 
 
 def check_values(values: Values, allowed: Sequence[str]) -> None:
@@ -356,11 +380,12 @@ _PULSE_TARGETS = {
 PULSE_FIELDS = ("pulse_count", *dict.fromkeys(target for target, _ in _PULSE_TARGETS.values()))
 
 
-def pulse_values(count: int, params: Mapping[str, Any]) -> Values:
+def pulse_values(count: int, params: Mapping[str, Any], *, delta: bool = False) -> Values:
     """Turn a pulse count into the medium's register with the registry's factor and offset.
 
     ``params``: ``medium``, ``pulse_factor`` (units per pulse), ``pulse_unit`` (l, m3, wh, kwh)
-    and ``pulse_offset`` (the register's reading at pulse count 0, in register units).
+    and ``pulse_offset`` (the register's reading at pulse count 0, in register units). With
+    ``delta`` (a count since the last report) the offset does not apply.
     """
     medium = params.get("medium")
     if medium not in _PULSE_TARGETS:
@@ -375,8 +400,37 @@ def pulse_values(count: int, params: Mapping[str, Any]) -> Values:
     offset = params.get("pulse_offset", 0)
     if not isinstance(offset, int | float) or isinstance(offset, bool):
         raise DecodeError(f"pulse_offset must be a number (got {offset!r})")
-    register = round(offset + count * factor / units[unit], 9)
+    register = round((0 if delta else offset) + count * factor / units[unit], 9)
     return {"pulse_count": count, target: register}
+
+
+def pulse_registers(bits: int | None, *, delta: bool = False) -> dict[str, Register]:
+    """Declarations of ``pulse_values``' fields for a ``bits``-wide counter (None: no wrap).
+
+    The medium registers' rollover depends on the device's pulse factor: ``pulse_registers_fn``.
+    """
+    count = Register(None if bits is None or delta else float(2**bits), delta)
+    return {
+        name: count if name == "pulse_count" else Register(None, delta) for name in PULSE_FIELDS
+    }
+
+
+def pulse_registers_fn(bits: int | None, *, delta: bool = False) -> RegistersFn:
+    """``registers_fn`` for a pulse counter: the register wraps when its ``bits``-wide count
+    does, at 2**bits x pulse_factor in the register's unit (10 L/pulse, 16 bits: 655.36 m³)."""
+
+    def registers(params: Mapping[str, Any]) -> Mapping[str, Register]:
+        found = pulse_registers(bits, delta=delta)
+        target, units = _PULSE_TARGETS.get(str(params.get("medium")), ("", {}))
+        factor = params.get("pulse_factor")
+        unit = str(params.get("pulse_unit", "l" if target == "volume_m3" else "wh")).lower()
+        if bits is None or delta or not target or unit not in units:
+            return found
+        if isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0:
+            found[target] = Register(2**bits * factor / units[unit])
+        return found
+
+    return registers
 
 
 def is_field_name(name: str) -> bool:

@@ -37,8 +37,11 @@ from decoders.core import (
     Decoder,
     Example,
     Reading,
+    Register,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
@@ -114,6 +117,9 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
 _PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
 _HISTORY = {**_PARAMS, "history_values": 3, "history_interval_s": 3600}
 
+# Channel counters are uint32 and cumulative (Adeunis Pulse 4 manual, 0x46 frame).
+_COUNTER = Register(2.0**32)
+
 DECODER = Decoder(
     vendor="Adeunis",
     model="Pulse",
@@ -125,6 +131,8 @@ DECODER = Decoder(
         "pulse_count_2",
         "alarm_low_battery",
     ),
+    registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
+    registers_fn=pulse_registers_fn(32),
     examples=(
         Example(  # ours: Pulse 4 data frame, low battery, timestamp 2024-03-01T15:00Z
             "data frame with timestamp",

@@ -29,7 +29,7 @@ TTS Device Repository codec (vendor/alpha-omega-technology/klax.js, klax-codec.y
 from datetime import timedelta
 
 from decoders.core import DecodeError, Decoder, Example, Output, Reading, Uplink, Values, unpack
-from decoders.sml import OBIS_FIELDS, obis_field, obis_value, parse_obis
+from decoders.sml import OBIS_FIELDS, OBIS_REGISTERS, obis_field, obis_value, parse_obis
 
 _UNITS = (None, "Wh", "W", "V", "A", "Hz", "varh", "var", "VAh", "VA")
 _SKIP = {3: 10, 4: 10, 5: 18, 6: 34, 7: 1, 8: 4}  # payload id -> length, no register values
@@ -125,6 +125,7 @@ DECODER = Decoder(
         "battery_pct",
         "meter_serial",
     ),
+    registers=OBIS_REGISTERS,
     examples=(
         Example(
             "filter 0 (1.8.0) history, 4 values newest first, every 15 min (ours)",

@@ -28,7 +28,7 @@ read in ZennerIoT/element-parsers' Axioma W1 parser. Freeze and no-consumption h
 
 from datetime import UTC, datetime, timedelta
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
 
 _HISTORY = 15
 _LENGTHS = {"extended": 17 + 2 * _HISTORY, "standard": 9}
@@ -113,6 +113,7 @@ DECODER = Decoder(
     lorawan_ids=("axioma/qalcosonic-w1",),
     decode=decode,
     fields=("volume_m3", *_OK),
+    registers={"volume_m3": Register(2**32 / 1000)},  # uint32 litres
     examples=(
         Example(
             "extended frame of a dry meter: 15 hourly values after the log time, then now",

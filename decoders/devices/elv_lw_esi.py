@@ -21,7 +21,7 @@ Source: ELV-LW-ESI payload parser V1.0.0 and codec examples in the TTS Device Re
 "Bau- und Bedienungsanleitung ELV-LW-ESI" (sensors ES-IEC, ES-Gas, ES-LED, ES-Fer).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Register, Uplink, Values, unpack
 
 _ENERGY, _IR_SETTINGS = 0x01, 0x02
 _RECORD_LENGTH = {_ENERGY: 13, _IR_SETTINGS: 7}
@@ -81,6 +81,10 @@ DECODER = Decoder(
     description="LoRaWAN energy sensor interface for electricity meters (IEC, LED, Ferraris)",
     decode=decode,
     fields=("energy_import_kwh", "energy_export_kwh", "power_w"),
+    registers={  # uint40 in 1/10000 Wh or kWh: the unit is in the frame; the ESI flags overflows
+        "energy_import_kwh": Register(None),
+        "energy_export_kwh": Register(None),
+    },
     examples=(
         Example(
             "consumption, Wh counter and W power (ours)",

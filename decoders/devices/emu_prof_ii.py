@@ -26,7 +26,7 @@ Source: EMU Electronic AG codec (MIT) and examples in the TTS Device Repository
 import struct
 from datetime import UTC, datetime
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
 
 _ENERGY = ("energy_import_t1_kwh", "energy_import_t2_kwh", "energy_export_t1_kwh",
            "energy_export_t2_kwh", "r+t1", "r+t2", "r-t1", "r-t2")  # fmt: skip
@@ -111,6 +111,9 @@ DECODER = Decoder(
     description="3-phase MID electricity meter with LoRaWAN logger",
     decode=decode,
     fields=_FIELDS,
+    # registers 03..0A are uint32 Wh, 1C..23 uint32 kWh, 24..2B uint64 Wh: the downlink-chosen
+    # width is not known per device, and the meter's own 8-digit kWh display is what wraps
+    registers=dict.fromkeys(_FIELDS[:8], Register(None)),
     examples=(
         Example(
             "power, voltage, current, frequency and a power-fail event (ours)",

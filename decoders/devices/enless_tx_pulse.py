@@ -26,6 +26,8 @@ from decoders.core import (
     Example,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
@@ -68,6 +70,8 @@ DECODER = Decoder(
     description="pulse counter for gas/water meter contacts or an electricity meter's LED",
     decode=decode,
     fields=_FIELDS,
+    registers=pulse_registers(32),  # uint32 cumulative counters
+    registers_fn=pulse_registers_fn(32),
     examples=(
         Example(
             "gas meter on input 1, 10 l per pulse, battery 75 % (ours)",

@@ -22,7 +22,7 @@ Source: IMST iOKE868 payload description as implemented in the vendor codec
 from datetime import UTC, datetime
 
 from decoders.core import DecodeError, Decoder, Example, Output, Reading, Uplink, Values, unpack
-from decoders.sml import DLMS_UNITS, obis_field, obis_value
+from decoders.sml import DLMS_UNITS, OBIS_REGISTERS, obis_field, obis_value
 
 _METER_DATA, _STATUS, _SEGMENTED = 5, 3, 0x40
 _OBJECTS = (0x40, 0x41, 0x42)
@@ -127,6 +127,7 @@ DECODER = Decoder(
     description="LoRaWAN optical reader for SML / IEC 62056-21 electricity meters (iO881A head)",
     decode=decode,
     fields=_FIELDS,
+    registers=OBIS_REGISTERS,
     examples=(
         Example(
             "status ok, time, 1.8.0 = 12345.6789 kWh in Wh with scaler -1 (ours)",

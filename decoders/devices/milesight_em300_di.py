@@ -35,6 +35,8 @@ from decoders.core import (
     Reading,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
@@ -123,6 +125,8 @@ DECODER = Decoder(
         "battery_pct",
         "alarm_leak",
     ),
+    registers=pulse_registers(32),  # uint32 pulse count; the water conversion is a float32
+    registers_fn=pulse_registers_fn(32),
     examples=(
         Example(  # ours: 12345 pulses of 10 l
             "battery, temperature, pulse count",

@@ -21,8 +21,10 @@ from decoders.core import (
     Decoder,
     Example,
     Kind,
+    Register,
     Uplink,
     readings_to_json,
+    registers_for,
 )
 from decoders.registry import all_decoders
 
@@ -205,3 +207,14 @@ def test_decoder_module_does_no_io(path: Path) -> None:
             )
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in {"open", "print", "input", "exec", "eval"}, node.func.id
+
+
+@pytest.mark.parametrize("decoder", DECODERS.values(), ids=list(DECODERS))
+def test_every_counter_declares_its_register(decoder: Decoder) -> None:
+    counters = {n for n in decoder.fields if VOCABULARY[n].kind is Kind.COUNTER}
+    missing = counters - set(decoder.registers)
+    assert not missing, f"counter fields without a Register declaration: {sorted(missing)}"
+    for params in [{}, *(ex.params for ex in decoder.examples)]:
+        found = registers_for(decoder, params)
+        assert set(found) == set(decoder.registers), "registers_fn refines, never adds or drops"
+        assert all(isinstance(r, Register) for r in found.values())

@@ -10,13 +10,14 @@ import math
 import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "MEDIA",
     "PULSE_FIELDS",
+    "PULSE_PARAMS",
     "UNITS",
     "VOCABULARY",
     "DecodeError",
@@ -25,6 +26,8 @@ __all__ = [
     "Field",
     "Kind",
     "Output",
+    "Param",
+    "ParamError",
     "Reading",
     "Register",
     "RegistersFn",
@@ -38,6 +41,7 @@ __all__ = [
     "readings_to_json",
     "registers_for",
     "unpack",
+    "validate_params",
 ]
 
 Value = float | int | bool | str
@@ -231,6 +235,65 @@ class Register:
             raise ValueError(f"register rollover must be a positive number, got {self.rollover}")
 
 
+T = TypeVar("T", str, int, float, bool, tuple[str, ...])
+
+
+class ParamError(ValueError):
+    """A device parameter the decoder does not know, or of the wrong type or range (one line)."""
+
+
+@dataclass(frozen=True)
+class Param(Generic[T]):
+    """A registry parameter a decoder reads: name, type, default (None: required when used).
+
+    Numbers are checked against ``low``..``high``, text against ``choices`` or, with
+    ``hex_bytes``, as that many bytes in hex digits (spaces allowed); ``tuple`` is a list of text.
+    """
+
+    name: str
+    type: type[T]
+    default: T | None = None
+    description: str = ""
+    _: KW_ONLY
+    choices: tuple[str, ...] = ()
+    low: float = -math.inf
+    high: float = math.inf
+    hex_bytes: int = 0
+
+    def check(self, value: object) -> T:
+        """The value in this parameter's type; ParamError (one line) if it is not usable."""
+        want, name = self.type, self.name
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is tuple and isinstance(value, list | tuple):
+            value = tuple(str(v) if isinstance(v, int | float | str) else v for v in value)
+            if not all(isinstance(v, str) for v in value):
+                raise ParamError(f"param {name} must be a list of text, got {value!r}")
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            raise ParamError(f"param {name} must be {want.__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f"param {name} must be a finite number, got {value}")
+        if isinstance(value, int | float) and not self.low <= value <= self.high:
+            raise ParamError(f"param {name}={value} outside [{self.low}, {self.high}]")
+        if isinstance(value, str) and self.choices and value not in self.choices:
+            raise ParamError(f"param {name}={value!r}: use one of {', '.join(self.choices)}")
+        if isinstance(value, str) and self.hex_bytes:
+            digits = value.replace(" ", "")
+            if len(digits) != 2 * self.hex_bytes or not re.fullmatch(r"[0-9a-fA-F]*", digits):
+                raise ParamError(f"param {name} must be {2 * self.hex_bytes} hex digits")
+        return value  # checked against self.type above
+
+    def get(self, params: Mapping[str, Any]) -> T:
+        """The device's value (or the default), checked; DecodeError when missing or unusable."""
+        value = params.get(self.name, self.default)
+        if value is None:
+            raise DecodeError(f"the device registry gives no {self.name} ({self.description})")
+        try:
+            return self.check(value)
+        except ParamError as exc:
+            raise DecodeError(str(exc)) from None
+
+
 # A device's parameters (registry ``params``) -> the counters whose behaviour they decide.
 RegistersFn = Callable[[Mapping[str, Any]], Mapping[str, Register]]
 
@@ -270,6 +333,7 @@ class Decoder:
     # ``registers_for``.
     registers: Mapping[str, Register] = field(default_factory=dict)
     registers_fn: RegistersFn | None = None
+    params: tuple[Param[Any], ...] = ()  # the registry params the decoder reads
     id: str = ""  # set by the registry from the module name
 
     def __post_init__(self) -> None:
@@ -306,6 +370,21 @@ class Decoder:
 
 
 _CUMULATIVE = Register()
+
+
+def validate_params(decoder: Decoder, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A device's registry params checked against what the decoder declares: the same params,
+    numbers as floats where a float is declared; ParamError (one line) for an unknown name or a
+    value of the wrong type or range."""
+    declared = {p.name: p for p in decoder.params}
+    checked: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ParamError(f"decoder {decoder.id or decoder.model} has no param {name!r} "
+                             f"(it takes: {known})")  # fmt: skip
+        checked[name] = declared[name].check(value)
+    return checked
 
 
 def registers_for(decoder: Decoder, params: Mapping[str, Any]) -> dict[str, Register]:
@@ -376,6 +455,23 @@ _PULSE_TARGETS = {
 }
 
 
+_DEFAULT_UNIT = {"volume_m3": "l", "energy_heat_kwh": "wh", "energy_import_kwh": "wh"}
+# What a pulse counter reads from the registry (pulse_values).
+PULSE_PARAMS: tuple[Param[Any], ...] = (
+    Param("medium", str, None, "what the pulses count", choices=tuple(_PULSE_TARGETS)),
+    Param("pulse_factor", float, None, "register units per pulse (pulse_unit)", low=1e-9, high=1e9),
+    Param(
+        "pulse_unit",
+        str,
+        None,
+        "unit of pulse_factor: l or m3 (water, gas), wh or kwh",
+        choices=("l", "m3", "wh", "kwh", "L", "Wh", "kWh"),
+    ),
+    Param(
+        "pulse_offset", float, 0.0, "the register's reading at pulse count 0", low=-1e12, high=1e12
+    ),
+)
+
 # What a pulse counter may emit through pulse_values: the count and every medium's register.
 PULSE_FIELDS = ("pulse_count", *dict.fromkeys(target for target, _ in _PULSE_TARGETS.values()))
 
@@ -387,19 +483,13 @@ def pulse_values(count: int, params: Mapping[str, Any], *, delta: bool = False) 
     and ``pulse_offset`` (the register's reading at pulse count 0, in register units). With
     ``delta`` (a count since the last report) the offset does not apply.
     """
-    medium = params.get("medium")
-    if medium not in _PULSE_TARGETS:
-        raise DecodeError(f"device registry gives no pulse medium (got {medium!r})")
-    target, units = _PULSE_TARGETS[str(medium)]
-    unit = str(params.get("pulse_unit", "l" if target == "volume_m3" else "wh")).lower()
+    medium_p, factor_p, unit_p, offset_p = PULSE_PARAMS
+    medium = medium_p.get(params)
+    target, units = _PULSE_TARGETS[medium]
+    unit = unit_p.get(params).lower() if unit_p.name in params else _DEFAULT_UNIT[target]
     if unit not in units:
         raise DecodeError(f"pulse_unit {unit!r} does not fit medium {medium}: use {sorted(units)}")
-    factor = params.get("pulse_factor")
-    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
-        raise DecodeError(f"device registry gives no positive pulse_factor (got {factor!r})")
-    offset = params.get("pulse_offset", 0)
-    if not isinstance(offset, int | float) or isinstance(offset, bool):
-        raise DecodeError(f"pulse_offset must be a number (got {offset!r})")
+    factor, offset = factor_p.get(params), offset_p.get(params)
     register = round((0 if delta else offset) + count * factor / units[unit], 9)
     return {"pulse_count": count, target: register}
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from decoders.core import DecodeError, Reading, Uplink, Values
+from decoders.core import DecodeError, Param, Reading, Uplink, Values
 from decoders.mbus import Record, parse_records, to_values
 
-__all__ = ["Telegram", "decode_frame", "manufacturer_code", "readings", "status_alarms"]
+__all__ = ["AES_KEY", "Telegram", "decode_frame", "manufacturer_code", "readings", "status_alarms"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,13 @@ def _address(frame: bytes, at: int) -> tuple[str, int, int]:
     return digits, frame[at + 4], frame[at + 5]
 
 
+AES_KEY = Param(
+    "aes_key", str, None, "the meter's AES-128 key for encrypted telegrams", hex_bytes=16
+)
+
+
 def _key(params: Mapping[str, Any]) -> bytes:
-    raw = params.get("aes_key")
-    if not isinstance(raw, str):
-        raise DecodeError("encrypted telegram: the device registry gives no aes_key")
-    try:
-        key = bytes.fromhex(raw.replace(" ", ""))
-    except ValueError:
-        raise DecodeError("aes_key is not hex") from None
-    if len(key) != 16:
-        raise DecodeError(f"aes_key must be 16 bytes, got {len(key)}")
-    return key
+    return bytes.fromhex(AES_KEY.get(params).replace(" ", ""))
 
 
 def decode_frame(uplink: Uplink) -> Telegram:

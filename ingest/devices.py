@@ -28,8 +28,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from decoders.core import MEDIA
+from decoders.core import MEDIA, ParamError, validate_params
 from decoders.profile import FieldMapping, parse_profile
+from decoders.registry import by_id
 
 __all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
 
@@ -103,6 +104,12 @@ class DeviceEntry(BaseModel):
             raise ValueError("give a decoder or a profile, not both")
         if self.profile and not self.medium:
             raise ValueError("a profile device needs its medium")
+        decoder = by_id(self.decoder) if self.decoder else None
+        if decoder is not None:  # the params the decoder declares, of the declared types
+            try:
+                validate_params(decoder, self.params)
+            except ParamError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     @property

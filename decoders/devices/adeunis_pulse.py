@@ -33,9 +33,11 @@ from datetime import UTC, datetime, timedelta
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Reading,
     Register,
     Uplink,
@@ -59,11 +61,10 @@ _NO_COUNTERS = {
 }
 
 
-def _positive_int(uplink: Uplink, key: str) -> int:
-    value = uplink.params.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DecodeError(f"registry param {key} must be a positive integer, not {value!r}")
-    return value
+_HISTORY_VALUES = Param("history_values", int, None, "values per history frame", low=1, high=64)
+_HISTORY_STEP = Param(
+    "history_interval_s", int, None, "seconds between history values", low=1, high=86400
+)
 
 
 def _time(payload: bytes, stamped: bool) -> datetime | None:
@@ -90,7 +91,7 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
         return [Reading(values, _time(payload, stamped))] if stamped else values
     if code not in (0x5A, 0x5B):
         raise DecodeError(f"unknown frame code {code:#04x}", offset=0)
-    k = _positive_int(uplink, "history_values")
+    k = _HISTORY_VALUES.get(uplink.params)
     need = 6 + 2 * (k - 1) + 4 * stamped
     if len(payload) != need:
         raise DecodeError(
@@ -104,7 +105,7 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
     now = _time(payload, stamped) or uplink.received_at
     if k > 1 and now is None:
         raise DecodeError("history without timestamp needs the uplink's receive time")
-    step = timedelta(seconds=_positive_int(uplink, "history_interval_s") if k > 1 else 0)
+    step = timedelta(seconds=_HISTORY_STEP.get(uplink.params) if k > 1 else 0)
     readings = []
     for i, count in enumerate(counts):
         values = pulse_values(count, uplink.params) if code == 0x5A else {"pulse_count_2": count}
@@ -133,6 +134,7 @@ DECODER = Decoder(
     ),
     registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
     registers_fn=pulse_registers_fn(32),
+    params=(*PULSE_PARAMS, _HISTORY_VALUES, _HISTORY_STEP),
     examples=(
         Example(  # ours: Pulse 4 data frame, low battery, timestamp 2024-03-01T15:00Z
             "data frame with timestamp",

@@ -28,15 +28,31 @@ TTS Device Repository codec (vendor/alpha-omega-technology/klax.js, klax-codec.y
 
 from datetime import timedelta
 
-from decoders.core import DecodeError, Decoder, Example, Output, Reading, Uplink, Values, unpack
+from decoders.core import (
+    DecodeError,
+    Decoder,
+    Example,
+    Output,
+    Param,
+    Reading,
+    Uplink,
+    Values,
+    unpack,
+)
 from decoders.sml import OBIS_FIELDS, OBIS_REGISTERS, obis_field, obis_value, parse_obis
 
 _UNITS = (None, "Wh", "W", "V", "A", "Hz", "varh", "var", "VAh", "VA")
 _SKIP = {3: 10, 4: 10, 5: 18, 6: 34, 7: 1, 8: 4}  # payload id -> length, no register values
 
 
+_OBIS = Param("obis", tuple, ("1.8.0",), "OBIS code of each filter (register), in order")
+_INTERVAL = Param(
+    "measure_interval_min", float, 15.0, "minutes between a register's values", low=1, high=1440
+)
+
+
 def _register(uplink: Uplink, filter_id: int, unit: int, value: float) -> tuple[str, float] | None:
-    codes = uplink.params.get("obis", ["1.8.0"])
+    codes = _OBIS.get(uplink.params)
     symbol = _UNITS[unit] if unit < len(_UNITS) else None
     if filter_id >= len(codes) or symbol is None:
         return None
@@ -58,7 +74,7 @@ def decode(uplink: Uplink) -> Output:
     battery = (status & 0x0F) * 10 if version == 0 else (status & 0x07) * 20
     if battery > 100:
         raise DecodeError(f"battery level {battery} %", offset=1)
-    interval = timedelta(minutes=float(uplink.params.get("measure_interval_min", 15)))
+    interval = timedelta(minutes=_INTERVAL.get(uplink.params))
     history: dict[int, Values] = {}  # measurements ago -> values
     now: Values = {"battery_pct": battery}
     registers = 0
@@ -126,6 +142,7 @@ DECODER = Decoder(
         "meter_serial",
     ),
     registers=OBIS_REGISTERS,
+    params=(_OBIS, _INTERVAL),
     examples=(
         Example(
             "filter 0 (1.8.0) history, 4 values newest first, every 15 min (ours)",

@@ -28,12 +28,30 @@ read in ZennerIoT/element-parsers' Axioma W1 parser. Freeze and no-consumption h
 
 from datetime import UTC, datetime, timedelta
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
+from decoders.core import (
+    DecodeError,
+    Decoder,
+    Example,
+    Param,
+    Reading,
+    Register,
+    Uplink,
+    Values,
+    unpack,
+)
 
 _HISTORY = 15
 _LENGTHS = {"extended": 17 + 2 * _HISTORY, "standard": 9}
 _CONDITIONS = {1: "alarm_leak", 3: "alarm_backflow", 5: "alarm_burst", 6: "alarm_tamper"}
 _ALARM_BITS = {0x01: "alarm_leak", 0x02: "alarm_burst", 0x08: "alarm_tamper"}
+
+
+_FRAME = Param(
+    "frame_format", str, "extended", "the meter's frame", choices=("extended", "standard")
+)
+_LOG_INTERVAL = Param(
+    "log_interval_s", int, 3600, "seconds between history values", low=1, high=86400
+)
 
 
 def status_values(status: int) -> Values:
@@ -64,9 +82,7 @@ def decode(uplink: Uplink) -> list[Reading]:
         return [Reading(alarms, _time(now))]
     if port != 100:
         raise DecodeError(f"unexpected fPort {port}, expected 100 or 103")
-    frame = uplink.params.get("frame_format", "extended")
-    if frame not in _LENGTHS:
-        raise DecodeError(f"registry frame_format must be extended or standard, not {frame!r}")
+    frame = _FRAME.get(uplink.params)
     if len(payload) != _LENGTHS[frame]:
         raise DecodeError(
             f"{frame} frame is {_LENGTHS[frame]} bytes, got {len(payload)}", offset=len(payload)
@@ -75,9 +91,7 @@ def decode(uplink: Uplink) -> list[Reading]:
     current = Reading({"volume_m3": volume_l / 1000, **status_values(status)}, _time(now))
     if frame == "standard":
         return [current]
-    interval = uplink.params.get("log_interval_s", 3600)
-    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
-        raise DecodeError(f"registry log_interval_s must be a positive integer, not {interval!r}")
+    interval = _LOG_INTERVAL.get(uplink.params)
     log_time, log_l = unpack("<II", payload, 9)
     history = [Reading({"volume_m3": log_l / 1000}, _time(log_time))]
     for i, delta in enumerate(unpack(f"<{_HISTORY}H", payload, 17), 1):
@@ -114,6 +128,7 @@ DECODER = Decoder(
     decode=decode,
     fields=("volume_m3", *_OK),
     registers={"volume_m3": Register(2**32 / 1000)},  # uint32 litres
+    params=(_FRAME, _LOG_INTERVAL),
     examples=(
         Example(
             "extended frame of a dry meter: 15 hourly values after the log time, then now",

@@ -18,6 +18,7 @@ examples in the TTS Device Repository (vendor/decentlab/dl-dlr2-010-codec.yaml).
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
@@ -79,6 +80,7 @@ DECODER = Decoder(
     ),
     registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
     registers_fn=pulse_registers_fn(32),
+    params=PULSE_PARAMS,
     examples=(
         Example(  # ours: CH0 only, 1 Wh per pulse, 70000 pulses, battery 3.0 V
             "CH0 and battery",

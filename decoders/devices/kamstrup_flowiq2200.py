@@ -17,7 +17,7 @@ MULTICAL 21 technical description lists them (DRY, REVERSE, LEAK, BURST).
 """
 
 from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values
-from decoders.oms import Telegram, decode_frame, readings, status_alarms
+from decoders.oms import AES_KEY, Telegram, decode_frame, readings, status_alarms
 
 _KEY = {"aes_key": "000102030405060708090A0B0C0D0E0F"}
 _FULL = (
@@ -74,6 +74,7 @@ DECODER = Decoder(
         "alarm_meter_error",
     ),
     registers={"volume_m3": Register(None)},  # int32 litres: 2.1 million m³, beyond any meter
+    params=(AES_KEY,),
     examples=(
         Example(
             "AES mode 5, leak info code, meter time and target value (ours, key 000102...0F)",

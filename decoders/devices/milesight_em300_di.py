@@ -29,9 +29,11 @@ from datetime import UTC, datetime
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Reading,
     Uplink,
     Values,
@@ -47,13 +49,16 @@ _WATER_UNITS = {"m3": 1.0, "l": 1000.0}
 _FLOW_ALARM = {3: True, 4: False}
 
 
+_WATER_UNIT = Param(
+    "water_unit", str, "m3", "unit of the water conversion", choices=("m3", "l", "M3", "L")
+)
+
+
 def _water(uplink: Uplink, payload: bytes, i: int) -> Values:
     water_per, pulses, water = unpack("<HHf", payload, i)
     if not math.isfinite(water) or water < 0 or water_per == 0 or pulses == 0:
         raise DecodeError(f"implausible water register {water!r}", offset=i)
-    unit = str(uplink.params.get("water_unit", "m3")).lower()
-    if unit not in _WATER_UNITS:
-        raise DecodeError(f"registry water_unit must be m3 or l, not {unit!r}")
+    unit = _WATER_UNIT.get(uplink.params).lower()
     return {"volume_m3": round(water / _WATER_UNITS[unit], 6)}
 
 
@@ -127,6 +132,7 @@ DECODER = Decoder(
     ),
     registers=pulse_registers(32),  # uint32 pulse count; the water conversion is a float32
     registers_fn=pulse_registers_fn(32),
+    params=(*PULSE_PARAMS, _WATER_UNIT),
     examples=(
         Example(  # ours: 12345 pulses of 10 l
             "battery, temperature, pulse count",
@@ -149,6 +155,6 @@ DECODER = Decoder(
         Example("wrong port", f_port=10, hex="01755C05C800010000", error="unexpected fPort"),
         Example("battery only", f_port=85, hex="01755C", params=_PARAMS, error="no pulse count"),
         Example("unknown record", f_port=85, hex="0999 00", params=_PARAMS, error="unknown record"),
-        Example("no registry medium", f_port=85, hex="05C800010000", error="no pulse medium"),
+        Example("no registry medium", f_port=85, hex="05C800010000", error="gives no medium"),
     ),
 )

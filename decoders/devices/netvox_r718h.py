@@ -25,9 +25,11 @@ from typing import Any
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Register,
     Uplink,
     Values,
@@ -41,16 +43,22 @@ _TWO_INPUTS = {0x1F: False, 0x3F: True}
 _MODES = {"delta": True, "cumulative": False}
 
 
+_MODE = Param(
+    "counter_mode",
+    str,
+    "delta",
+    "delta: cleared after each report",
+    choices=("delta", "cumulative"),
+)
+
+
 def _mode(params: Mapping[str, Any]) -> bool:
-    mode = params.get("counter_mode", "delta")
-    if mode not in _MODES:
-        raise DecodeError(f"counter_mode {mode!r}: use delta or cumulative")
-    return _MODES[mode]
+    return _MODES[_MODE.get(params)]
 
 
 def registers(params: Mapping[str, Any]) -> Mapping[str, Register]:
     """Delta counts, or uint16 running totals: as the device's counter_mode says."""
-    delta = params.get("counter_mode", "delta") != "cumulative"
+    delta = _mode(params)
     found = dict(pulse_registers_fn(16, delta=delta)(params))
     found["pulse_count_2"] = found["pulse_count"]
     return found
@@ -95,6 +103,7 @@ DECODER = Decoder(
     ),
     registers={**pulse_registers(None, delta=True), "pulse_count_2": Register(None, delta=True)},
     registers_fn=registers,
+    params=(*PULSE_PARAMS, _MODE),
     examples=(
         Example(  # ours: R718H2, low battery 2.9 V
             "R718H2 status report, low battery",

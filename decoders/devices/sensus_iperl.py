@@ -13,7 +13,7 @@ in wmbusmeters' driver tests (tests/vectors/sensus_iperl/vendor.jsonl).
 """
 
 from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink
-from decoders.oms import decode_frame, readings, status_alarms
+from decoders.oms import AES_KEY, decode_frame, readings, status_alarms
 
 _KEY = {"aes_key": "000102030405060708090A0B0C0D0E0F"}
 _ENCRYPTED = (
@@ -47,6 +47,7 @@ DECODER = Decoder(
         "alarm_meter_error",
     ),
     registers={"volume_m3": Register(None)},  # int32 litres: 2.1 million m³, beyond any meter
+    params=(AES_KEY,),
     examples=(
         Example(  # wmbusmeters src/driver_iperl.cc test telegram (security mode 0)
             "unencrypted T1 telegram (published test telegram)",

@@ -35,6 +35,7 @@ __all__ = [
     "Value",
     "Values",
     "check_values",
+    "meter_key",
     "pulse_registers",
     "pulse_registers_fn",
     "pulse_values",
@@ -207,10 +208,24 @@ class Uplink:
 
 @dataclass(frozen=True)
 class Reading:
-    """Values measured at one instant; ``time`` None means the uplink's receive time."""
+    """Values measured at one instant; ``time`` None means the uplink's receive time.
+
+    A bridge decoder (wireless M-Bus over LoRaWAN) returns readings of several meters: each
+    names its meter's wM-Bus address (``meter``, see ``meter_key``); a telegram it could not
+    decode (no key for that meter, wrong key) is a reading without values and with ``error``,
+    so the meter is still seen. Readings of a device's own decoder leave both None.
+    """
 
     values: Values
     time: datetime | None = None
+    meter: str | None = None
+    error: str | None = None
+
+
+def meter_key(manufacturer: str, serial: str, version: int, device_type: int) -> str:
+    """A wM-Bus meter's address as one key: ``KAM-12345678-1B-16`` (manufacturer, 8-digit
+    identification, version and device type in hex), as the device registry lists meters."""
+    return f"{manufacturer.upper()}-{serial}-{version:02X}-{device_type:02X}"
 
 
 Output = Values | Sequence[Reading]
@@ -235,7 +250,7 @@ class Register:
             raise ValueError(f"register rollover must be a positive number, got {self.rollover}")
 
 
-T = TypeVar("T", str, int, float, bool, tuple[str, ...])
+T = TypeVar("T", str, int, float, bool, tuple[str, ...], dict[str, Any])
 
 
 class ParamError(ValueError):
@@ -247,7 +262,8 @@ class Param(Generic[T]):
     """A registry parameter a decoder reads: name, type, default (None: required when used).
 
     Numbers are checked against ``low``..``high``, text against ``choices`` or, with
-    ``hex_bytes``, as that many bytes in hex digits (spaces allowed); ``tuple`` is a list of text.
+    ``hex_bytes``, as that many bytes in hex digits (spaces allowed); ``tuple`` is a list of text,
+    ``dict`` a mapping (its structure is the decoder's to check).
     """
 
     name: str
@@ -265,6 +281,8 @@ class Param(Generic[T]):
         want, name = self.type, self.name
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if want is dict and isinstance(value, Mapping):
+            value = dict(value)
         if want is tuple and isinstance(value, list | tuple):
             value = tuple(str(v) if isinstance(v, int | float | str) else v for v in value)
             if not all(isinstance(v, str) for v in value):
@@ -430,6 +448,8 @@ def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:
             "time": None
             if r.time is None
             else r.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            **({} if r.meter is None else {"meter": r.meter}),
+            **({} if r.error is None else {"error": r.error}),
             **r.values,
         }
         for r in readings

@@ -110,10 +110,16 @@ def decode_frame(uplink: Uplink) -> Telegram:
     return Telegram(man, meter_id, version, device_type, access, status, parse_records(data))
 
 
-def readings(telegram: Telegram, uplink: Uplink, extra: Values | None = None) -> list[Reading]:
+def readings(
+    telegram: Telegram,
+    uplink: Uplink,
+    extra: Values | None = None,
+    energy_field: str = "energy_heat_kwh",
+) -> list[Reading]:
     """Current values (at the meter's 04 6D time if sent) plus one reading per dated storage."""
     records = telegram.records
-    values = {"meter_serial": telegram.meter_id, **to_values(records), **(extra or {})}
+    current = to_values(records, energy_field=energy_field)
+    values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
     now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
     for storage in sorted({r.storage for r in records} - {0}):
@@ -125,7 +131,7 @@ def readings(telegram: Telegram, uplink: Uplink, extra: Values | None = None) ->
             ),
             None,
         )
-        stored = to_values(records, storage=storage)
+        stored = to_values(records, storage=storage, energy_field=energy_field)
         if isinstance(when, datetime) and stored:
             result.append(Reading(stored, uplink.meter_time(when)))
     return result

@@ -127,11 +127,7 @@ DECODER = Decoder(
     medium=None,
     lorawan_ids=("adeunis/pulse", "adeunis/pulse-4"),
     decode=decode,
-    fields=(
-        *PULSE_FIELDS,
-        "pulse_count_2",
-        "alarm_low_battery",
-    ),
+    fields=(*PULSE_FIELDS, "pulse_count_2", "alarm_low_battery"),
     registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
     registers_fn=pulse_registers_fn(32),
     params=(*PULSE_PARAMS, _HISTORY_VALUES, _HISTORY_STEP),

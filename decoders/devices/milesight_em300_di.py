@@ -124,12 +124,7 @@ DECODER = Decoder(
     medium=None,
     lorawan_ids=("milesight-iot/em300-di",),
     decode=decode,
-    fields=(
-        *PULSE_FIELDS,
-        "temperature_c",
-        "battery_pct",
-        "alarm_leak",
-    ),
+    fields=(*PULSE_FIELDS, "temperature_c", "battery_pct", "alarm_leak"),
     registers=pulse_registers(32),  # uint32 pulse count; the water conversion is a float32
     registers_fn=pulse_registers_fn(32),
     params=(*PULSE_PARAMS, _WATER_UNIT),

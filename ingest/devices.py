@@ -10,6 +10,12 @@ devices:
     tags: {site: plant-3}           # site tags, on every reading
     meter_timezone: Europe/Berlin   # the zone of the meter's own clock (default UTC)
     params: {pulse_factor: 10, pulse_unit: l, pulse_offset: 1234.5, aes_key: "00..."}
+  - device: lobaro-17               # a wireless M-Bus bridge: its uplinks carry meters' telegrams
+    decoder: wmbus_bridge
+  - device: wm-0815                 # a wM-Bus meter behind any bridge, by its address
+    wmbus: KAM-12345678-1B-16       # manufacturer-identification-version-device type
+    medium: water
+    params: {aes_key: "000102..."}  # its OMS key
   - device: th-17                   # zero-code: the network server decodes, we map its output
     medium: water
     profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
@@ -35,6 +41,7 @@ from decoders.registry import by_id
 __all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_WMBUS = re.compile(r"^[A-Z]{3}-[0-9]{8}-[0-9A-F]{2}-[0-9A-F]{2}$")
 _RESERVED_TAGS = {"device", "meter", "decoder"}
 
 
@@ -56,6 +63,15 @@ class DeviceEntry(BaseModel):
     meter_timezone: str = "UTC"
     params: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)
+    wmbus: str = ""  # the address of a wireless M-Bus meter read through bridges
+
+    @field_validator("wmbus")
+    @classmethod
+    def _wmbus(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value and not _WMBUS.match(value):
+            raise ValueError(f"wmbus {value!r} is not an address like KAM-12345678-1B-16")
+        return value
 
     @field_validator("dev_eui")
     @classmethod
@@ -104,6 +120,8 @@ class DeviceEntry(BaseModel):
             raise ValueError("give a decoder or a profile, not both")
         if self.profile and not self.medium:
             raise ValueError("a profile device needs its medium")
+        if self.wmbus and (self.decoder or self.profile):
+            raise ValueError("a wmbus meter is read through its bridge: no decoder or profile")
         decoder = by_id(self.decoder) if self.decoder else None
         if decoder is not None:  # the params the decoder declares, of the declared types
             try:
@@ -140,11 +158,24 @@ class DeviceRegistry:
     def __init__(self, entries: Iterable[DeviceEntry] = ()) -> None:
         self.entries = list(entries)
         self._by_key: dict[str, DeviceEntry] = {}
+        self._by_wmbus: dict[str, DeviceEntry] = {}
         for entry in self.entries:
             for key in {entry.device, entry.dev_eui} - {""}:
                 if key in self._by_key:
                     raise RegistryError(f"device {key!r} is listed twice in the registry")
                 self._by_key[key] = entry
+            if entry.wmbus:
+                if entry.wmbus in self._by_wmbus:
+                    raise RegistryError(f"wmbus meter {entry.wmbus} is listed twice")
+                self._by_wmbus[entry.wmbus] = entry
+
+    def find_meter(self, key: str) -> DeviceEntry | None:
+        """The entry of a wireless M-Bus meter behind a bridge, by its address key."""
+        return self._by_wmbus.get(key)
+
+    def bridge_meters(self) -> dict[str, dict[str, Any]]:
+        """Every wM-Bus meter's decoder params (its aes_key), by address: a bridge's ``meters``."""
+        return {key: dict(entry.params) for key, entry in self._by_wmbus.items()}
 
     def find(self, device_id: str, dev_eui: str) -> DeviceEntry | None:
         """The entry for a device, by DevEUI first (stable across renames), then by id."""

@@ -49,9 +49,7 @@ _WATER_UNITS = {"m3": 1.0, "l": 1000.0}
 _FLOW_ALARM = {3: True, 4: False}
 
 
-_WATER_UNIT = Param(
-    "water_unit", str, "m3", "unit of the water conversion", choices=("m3", "l", "M3", "L")
-)
+_WATER_UNIT = Param("water_unit", str, "m3", "water conversion unit", choices=("m3", "l", "L"))
 
 
 def _water(uplink: Uplink, payload: bytes, i: int) -> Values:
@@ -117,6 +115,7 @@ def decode(uplink: Uplink) -> list[Reading]:
 
 
 _PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
+_PULSES: Values = {"pulse_count": 12345, "volume_m3": 123.45}
 
 DECODER = Decoder(
     vendor="Milesight",
@@ -134,12 +133,7 @@ DECODER = Decoder(
             f_port=85,
             hex="01 75 5C 03 67 0E01 05 C8 39300000",
             params=_PARAMS,
-            expect={
-                "battery_pct": 92,
-                "temperature_c": 27.0,
-                "pulse_count": 12345,
-                "volume_m3": 123.45,
-            },
+            expect={"battery_pct": 92, "temperature_c": 27.0, **_PULSES},
         ),
         Example(  # ours: 0.1 l per pulse conversion, 12.5 m³, continuous-flow alarm
             "water conversion with flow timeout alarm",

@@ -49,28 +49,18 @@ from decoders.core import (
 )
 
 _EPOCH = datetime(2013, 1, 1, tzinfo=UTC)
-_NO_COUNTERS = {
-    0x10: "configuration frame",
-    0x11: "configuration frame",
-    0x12: "configuration frame",
-    0x20: "network configuration frame",
-    0x30: "keep-alive frame",
-    0x33: "register-write answer",
+_NO_COUNTERS = dict.fromkeys((0x10, 0x11, 0x12), "configuration frame") | {
+    0x20: "network configuration frame", 0x30: "keep-alive frame", 0x33: "register-write answer",
     0x47: "flow alarm frame (flow values only)",
     0x48: "first-generation history frame (layout depends on the device configuration)",
-}
-
-
+}  # fmt: skip
 _HISTORY_VALUES = Param("history_values", int, None, "values per history frame", low=1, high=64)
-_HISTORY_STEP = Param(
-    "history_interval_s", int, None, "seconds between history values", low=1, high=86400
-)
+_HISTORY_STEP = Param("history_interval_s", int, None, "seconds between values", low=1, high=86400)
 
 
 def _time(payload: bytes, stamped: bool) -> datetime | None:
-    return (
-        _EPOCH + timedelta(seconds=unpack(">I", payload, len(payload) - 4)[0]) if stamped else None
-    )
+    stamp = unpack(">I", payload, len(payload) - 4)[0] if stamped else None
+    return None if stamp is None else _EPOCH + timedelta(seconds=stamp)
 
 
 def decode(uplink: Uplink) -> Values | list[Reading]:
@@ -95,7 +85,7 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
     need = 6 + 2 * (k - 1) + 4 * stamped
     if len(payload) != need:
         raise DecodeError(
-            f"history frame of {k} values is {need} bytes, got {len(payload)}", offset=0
+            f"history frame of {k} values is {need} bytes, not {len(payload)}", offset=0
         )
     counts = [unpack(">I", payload, 2)[0]]
     for i in range(k - 1):
@@ -106,18 +96,17 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
     if k > 1 and now is None:
         raise DecodeError("history without timestamp needs the uplink's receive time")
     step = timedelta(seconds=_HISTORY_STEP.get(uplink.params) if k > 1 else 0)
-    readings = []
-    for i, count in enumerate(counts):
-        values = pulse_values(count, uplink.params) if code == 0x5A else {"pulse_count_2": count}
-        readings.append(
-            Reading({**values, **battery} if i == 0 else values, now and now - i * step)
-        )
-    return readings
+    channel = [
+        pulse_values(n, uplink.params) if code == 0x5A else {"pulse_count_2": n} for n in counts
+    ]
+    channel[0] = {**channel[0], **battery}
+    return [Reading(values, now and now - i * step) for i, values in enumerate(channel)]
 
 
 _PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
 _HISTORY = {**_PARAMS, "history_values": 3, "history_interval_s": 3600}
 
+_AT_15: dict[str, object] = {"time": "2024-03-01T15:00:00Z", "alarm_low_battery": True}
 # Channel counters are uint32 and cumulative (Adeunis Pulse 4 manual, 0x46 frame).
 _COUNTER = Register(2.0**32)
 
@@ -137,15 +126,7 @@ DECODER = Decoder(
             f_port=1,
             hex="46 27 00003039 00000007 14FFC670",
             params=_PARAMS,
-            expect=[
-                {
-                    "time": "2024-03-01T15:00:00Z",
-                    "pulse_count": 12345,
-                    "volume_m3": 123.45,
-                    "pulse_count_2": 7,
-                    "alarm_low_battery": True,
-                }
-            ],
+            expect=[_AT_15 | {"pulse_count": 12345, "volume_m3": 123.45, "pulse_count_2": 7}],
         ),
         Example(  # ours: channel B, three hourly values, no timestamp
             "channel B history at receive time",

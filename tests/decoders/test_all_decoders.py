@@ -193,6 +193,14 @@ def test_vocabulary_names_carry_their_unit() -> None:
 @pytest.mark.parametrize(
     "path", sorted(DEVICES_DIR.glob("*.py")), ids=lambda p: p.name if isinstance(p, Path) else ""
 )
+def test_decoder_module_is_at_most_150_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= 150, f"{path.name} has {lines} lines: share helpers (decoders/<family>.py)"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(DEVICES_DIR.glob("*.py")), ids=lambda p: p.name if isinstance(p, Path) else ""
+)
 def test_decoder_module_does_no_io(path: Path) -> None:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from decoders import registry as decoder_registry
-from decoders.core import MEDIA, VOCABULARY, Kind
+from decoders.core import MEDIA, VOCABULARY, Kind, registers_for
 from metering.calendar import interval_bounds, to_ns
 from metering.consumption import Intervals, register_at
 from metering.fleet import FleetSeries, fleet_consumption
@@ -92,7 +92,7 @@ def config_for(device: str, decoder: str, meters: Mapping[str, MeterConfig]) -> 
     return MeterConfig(
         registers={
             name: RegisterModel(rollover=r.rollover, delta=r.delta)
-            for name, r in found.registers.items()
+            for name, r in registers_for(found, {}).items()
         }
     )
 

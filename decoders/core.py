@@ -10,13 +10,14 @@ import math
 import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "MEDIA",
     "PULSE_FIELDS",
+    "PULSE_PARAMS",
     "UNITS",
     "VOCABULARY",
     "DecodeError",
@@ -25,15 +26,23 @@ __all__ = [
     "Field",
     "Kind",
     "Output",
+    "Param",
+    "ParamError",
     "Reading",
     "Register",
+    "RegistersFn",
     "Uplink",
     "Value",
     "Values",
     "check_values",
+    "meter_key",
+    "pulse_registers",
+    "pulse_registers_fn",
     "pulse_values",
     "readings_to_json",
+    "registers_for",
     "unpack",
+    "validate_params",
 ]
 
 Value = float | int | bool | str
@@ -199,10 +208,24 @@ class Uplink:
 
 @dataclass(frozen=True)
 class Reading:
-    """Values measured at one instant; ``time`` None means the uplink's receive time."""
+    """Values measured at one instant; ``time`` None means the uplink's receive time.
+
+    A bridge decoder (wireless M-Bus over LoRaWAN) returns readings of several meters: each
+    names its meter's wM-Bus address (``meter``, see ``meter_key``); a telegram it could not
+    decode (no key for that meter, wrong key) is a reading without values and with ``error``,
+    so the meter is still seen. Readings of a device's own decoder leave both None.
+    """
 
     values: Values
     time: datetime | None = None
+    meter: str | None = None
+    error: str | None = None
+
+
+def meter_key(manufacturer: str, serial: str, version: int, device_type: int) -> str:
+    """A wM-Bus meter's address as one key: ``KAM-12345678-1B-16`` (manufacturer, 8-digit
+    identification, version and device type in hex), as the device registry lists meters."""
+    return f"{manufacturer.upper()}-{serial}-{version:02X}-{device_type:02X}"
 
 
 Output = Values | Sequence[Reading]
@@ -225,6 +248,72 @@ class Register:
     def __post_init__(self) -> None:
         if self.rollover is not None and not (math.isfinite(self.rollover) and self.rollover > 0):
             raise ValueError(f"register rollover must be a positive number, got {self.rollover}")
+
+
+T = TypeVar("T", str, int, float, bool, tuple[str, ...], dict[str, Any])
+
+
+class ParamError(ValueError):
+    """A device parameter the decoder does not know, or of the wrong type or range (one line)."""
+
+
+@dataclass(frozen=True)
+class Param(Generic[T]):
+    """A registry parameter a decoder reads: name, type, default (None: required when used).
+
+    Numbers are checked against ``low``..``high``, text against ``choices`` or, with
+    ``hex_bytes``, as that many bytes in hex digits (spaces allowed); ``tuple`` is a list of text,
+    ``dict`` a mapping (its structure is the decoder's to check).
+    """
+
+    name: str
+    type: type[T]
+    default: T | None = None
+    description: str = ""
+    _: KW_ONLY
+    choices: tuple[str, ...] = ()
+    low: float = -math.inf
+    high: float = math.inf
+    hex_bytes: int = 0
+
+    def check(self, value: object) -> T:
+        """The value in this parameter's type; ParamError (one line) if it is not usable."""
+        want, name = self.type, self.name
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is dict and isinstance(value, Mapping):
+            value = dict(value)
+        if want is tuple and isinstance(value, list | tuple):
+            value = tuple(str(v) if isinstance(v, int | float | str) else v for v in value)
+            if not all(isinstance(v, str) for v in value):
+                raise ParamError(f"param {name} must be a list of text, got {value!r}")
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            raise ParamError(f"param {name} must be {want.__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f"param {name} must be a finite number, got {value}")
+        if isinstance(value, int | float) and not self.low <= value <= self.high:
+            raise ParamError(f"param {name}={value} outside [{self.low}, {self.high}]")
+        if isinstance(value, str) and self.choices and value not in self.choices:
+            raise ParamError(f"param {name}={value!r}: use one of {', '.join(self.choices)}")
+        if isinstance(value, str) and self.hex_bytes:
+            digits = value.replace(" ", "")
+            if len(digits) != 2 * self.hex_bytes or not re.fullmatch(r"[0-9a-fA-F]*", digits):
+                raise ParamError(f"param {name} must be {2 * self.hex_bytes} hex digits")
+        return value  # checked against self.type above
+
+    def get(self, params: Mapping[str, Any]) -> T:
+        """The device's value (or the default), checked; DecodeError when missing or unusable."""
+        value = params.get(self.name, self.default)
+        if value is None:
+            raise DecodeError(f"the device registry gives no {self.name} ({self.description})")
+        try:
+            return self.check(value)
+        except ParamError as exc:
+            raise DecodeError(str(exc)) from None
+
+
+# A device's parameters (registry ``params``) -> the counters whose behaviour they decide.
+RegistersFn = Callable[[Mapping[str, Any]], Mapping[str, Register]]
 
 
 @dataclass(frozen=True)
@@ -257,7 +346,12 @@ class Decoder:
     lorawan_ids: tuple[str, ...] = ()  # TTS Device Repository "brand_id/model_id"
     description: str = ""
     # Counter fields -> how the device's register behaves (width/rollover, cumulative or delta).
+    # Every counter field is declared here; what the device's params decide (a pulse register's
+    # rollover in m³ from the pulse factor, a counter mode) ``registers_fn`` refines: see
+    # ``registers_for``.
     registers: Mapping[str, Register] = field(default_factory=dict)
+    registers_fn: RegistersFn | None = None
+    params: tuple[Param[Any], ...] = ()  # the registry params the decoder reads
     id: str = ""  # set by the registry from the module name
 
     def __post_init__(self) -> None:
@@ -272,12 +366,12 @@ class Decoder:
             raise ValueError(
                 f"{self.vendor} {self.model}: registers for non-counter fields: {stray}"
             )
-
-    def register(self, name: str) -> Register:
-        """How the counter ``name`` behaves (a plain cumulative register unless declared)."""
-        return self.registers.get(name, _CUMULATIVE)
         if self.medium is not None and self.medium not in MEDIA:
             raise ValueError(f"{self.vendor} {self.model}: unknown medium {self.medium!r}")
+
+    def register(self, name: str) -> Register:
+        """How the counter ``name`` behaves for any device (params: see ``registers_for``)."""
+        return self.registers.get(name, _CUMULATIVE)
 
     def readings(self, uplink: Uplink) -> list[Reading]:
         """Decode and check: declared fields only, right types, finite and in physical range."""
@@ -294,6 +388,33 @@ class Decoder:
 
 
 _CUMULATIVE = Register()
+
+
+def validate_params(decoder: Decoder, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A device's registry params checked against what the decoder declares: the same params,
+    numbers as floats where a float is declared; ParamError (one line) for an unknown name or a
+    value of the wrong type or range."""
+    declared = {p.name: p for p in decoder.params}
+    checked: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ParamError(f"decoder {decoder.id or decoder.model} has no param {name!r} "
+                             f"(it takes: {known})")  # fmt: skip
+        checked[name] = declared[name].check(value)
+    return checked
+
+
+def registers_for(decoder: Decoder, params: Mapping[str, Any]) -> dict[str, Register]:
+    """How each counter field behaves for one device: the decoder's declarations, refined by
+    ``registers_fn`` with the device's registry params (e.g. Netvox R718H ``counter_mode``).
+
+    A field missing here is a plain cumulative register without known rollover.
+    """
+    found = dict(decoder.registers)
+    if decoder.registers_fn is not None:
+        found.update(decoder.registers_fn(params))
+    return found
 
 
 def check_values(values: Values, allowed: Sequence[str]) -> None:
@@ -327,6 +448,8 @@ def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:
             "time": None
             if r.time is None
             else r.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            **({} if r.meter is None else {"meter": r.meter}),
+            **({} if r.error is None else {"error": r.error}),
             **r.values,
         }
         for r in readings
@@ -352,31 +475,72 @@ _PULSE_TARGETS = {
 }
 
 
+_DEFAULT_UNIT = {"volume_m3": "l", "energy_heat_kwh": "wh", "energy_import_kwh": "wh"}
+# What a pulse counter reads from the registry (pulse_values).
+PULSE_PARAMS: tuple[Param[Any], ...] = (
+    Param("medium", str, None, "what the pulses count", choices=tuple(_PULSE_TARGETS)),
+    Param("pulse_factor", float, None, "register units per pulse (pulse_unit)", low=1e-9, high=1e9),
+    Param(
+        "pulse_unit",
+        str,
+        None,
+        "unit of pulse_factor: l or m3 (water, gas), wh or kwh",
+        choices=("l", "m3", "wh", "kwh", "L", "Wh", "kWh"),
+    ),
+    Param(
+        "pulse_offset", float, 0.0, "the register's reading at pulse count 0", low=-1e12, high=1e12
+    ),
+)
+
 # What a pulse counter may emit through pulse_values: the count and every medium's register.
 PULSE_FIELDS = ("pulse_count", *dict.fromkeys(target for target, _ in _PULSE_TARGETS.values()))
 
 
-def pulse_values(count: int, params: Mapping[str, Any]) -> Values:
+def pulse_values(count: int, params: Mapping[str, Any], *, delta: bool = False) -> Values:
     """Turn a pulse count into the medium's register with the registry's factor and offset.
 
     ``params``: ``medium``, ``pulse_factor`` (units per pulse), ``pulse_unit`` (l, m3, wh, kwh)
-    and ``pulse_offset`` (the register's reading at pulse count 0, in register units).
+    and ``pulse_offset`` (the register's reading at pulse count 0, in register units). With
+    ``delta`` (a count since the last report) the offset does not apply.
     """
-    medium = params.get("medium")
-    if medium not in _PULSE_TARGETS:
-        raise DecodeError(f"device registry gives no pulse medium (got {medium!r})")
-    target, units = _PULSE_TARGETS[str(medium)]
-    unit = str(params.get("pulse_unit", "l" if target == "volume_m3" else "wh")).lower()
+    medium_p, factor_p, unit_p, offset_p = PULSE_PARAMS
+    medium = medium_p.get(params)
+    target, units = _PULSE_TARGETS[medium]
+    unit = unit_p.get(params).lower() if unit_p.name in params else _DEFAULT_UNIT[target]
     if unit not in units:
         raise DecodeError(f"pulse_unit {unit!r} does not fit medium {medium}: use {sorted(units)}")
-    factor = params.get("pulse_factor")
-    if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
-        raise DecodeError(f"device registry gives no positive pulse_factor (got {factor!r})")
-    offset = params.get("pulse_offset", 0)
-    if not isinstance(offset, int | float) or isinstance(offset, bool):
-        raise DecodeError(f"pulse_offset must be a number (got {offset!r})")
-    register = round(offset + count * factor / units[unit], 9)
+    factor, offset = factor_p.get(params), offset_p.get(params)
+    register = round((0 if delta else offset) + count * factor / units[unit], 9)
     return {"pulse_count": count, target: register}
+
+
+def pulse_registers(bits: int | None, *, delta: bool = False) -> dict[str, Register]:
+    """Declarations of ``pulse_values``' fields for a ``bits``-wide counter (None: no wrap).
+
+    The medium registers' rollover depends on the device's pulse factor: ``pulse_registers_fn``.
+    """
+    count = Register(None if bits is None or delta else float(2**bits), delta)
+    return {
+        name: count if name == "pulse_count" else Register(None, delta) for name in PULSE_FIELDS
+    }
+
+
+def pulse_registers_fn(bits: int | None, *, delta: bool = False) -> RegistersFn:
+    """``registers_fn`` for a pulse counter: the register wraps when its ``bits``-wide count
+    does, at 2**bits x pulse_factor in the register's unit (10 L/pulse, 16 bits: 655.36 m³)."""
+
+    def registers(params: Mapping[str, Any]) -> Mapping[str, Register]:
+        found = pulse_registers(bits, delta=delta)
+        target, units = _PULSE_TARGETS.get(str(params.get("medium")), ("", {}))
+        factor = params.get("pulse_factor")
+        unit = str(params.get("pulse_unit", "l" if target == "volume_m3" else "wh")).lower()
+        if bits is None or delta or not target or unit not in units:
+            return found
+        if isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0:
+            found[target] = Register(2**bits * factor / units[unit])
+        return found
+
+    return registers
 
 
 def is_field_name(name: str) -> bool:

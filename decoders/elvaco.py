@@ -20,15 +20,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from decoders.core import DecodeError, Reading, Uplink, Values
+from decoders.core import DecodeError, Reading, Register, Uplink, Values
 from decoders.mbus import Record, parse_records, scaled, to_values
 
-__all__ = ["COMPACT", "DAILY", "EXTENDED", "FIELDS", "STANDARD", "Format", "decode_cmi"]
+__all__ = [
+    "COMPACT",
+    "DAILY",
+    "EXTENDED",
+    "FIELDS",
+    "REGISTERS",
+    "STANDARD",
+    "Format",
+    "decode_cmi",
+]
 
 FIELDS = (
     "energy_heat_kwh", "energy_cooling_kwh", "volume_m3", "power_w", "flow_m3h", "flow_temp_c",
     "return_temp_c", "meter_serial", "error_flags",
 )  # fmt: skip
+# The heat meter's registers, as M-Bus records: BCD8 or int32 in the unit its VIF names (kWh,
+# 10 kWh, MWh, GJ; 0.01 m³ or litres), so the wrap depends on the meter's configuration, not on
+# the module: no rollover declared (metering's reset detection covers a display wrap).
+REGISTERS = {
+    "energy_heat_kwh": Register(None),
+    "energy_cooling_kwh": Register(None),
+    "volume_m3": Register(None),
+}
 PORTS = (2, 3)  # data on port 2; the CMi4110 manual v1.3 puts Scheduled messages on port 3
 
 # The records a message format must contain (tags as made by _tag), so a cut message is rejected.

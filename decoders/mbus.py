@@ -56,6 +56,7 @@ class Record:
     mfr_vife: tuple[int, ...] = ()  # VIFE bytes after a 0x7F manufacturer-specific marker
     raw: bytes = b""  # the data field as sent
     invalid: bool = False  # date/time flagged invalid by the meter
+    exponent: int = 0  # the VIF's decimal exponent (to scale raw data such as profile elements)
 
 
 _LENGTHS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 6, 7: 8, 9: 1, 10: 2, 11: 3, 12: 4, 14: 6}
@@ -343,6 +344,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
                 tuple(mfr),
                 raw,
                 invalid,
+                exponent,
             )
         )
     return records

@@ -23,10 +23,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from decoders.core import DecodeError, Reading, Uplink, Values
+from decoders.core import DecodeError, Param, Reading, Uplink, Values
 from decoders.mbus import Record, parse_records, to_values
 
-__all__ = ["Telegram", "decode_frame", "manufacturer_code", "readings", "status_alarms"]
+__all__ = ["AES_KEY", "Telegram", "decode_frame", "manufacturer_code", "readings", "status_alarms"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,13 @@ def _address(frame: bytes, at: int) -> tuple[str, int, int]:
     return digits, frame[at + 4], frame[at + 5]
 
 
+AES_KEY = Param(
+    "aes_key", str, None, "the meter's AES-128 key for encrypted telegrams", hex_bytes=16
+)
+
+
 def _key(params: Mapping[str, Any]) -> bytes:
-    raw = params.get("aes_key")
-    if not isinstance(raw, str):
-        raise DecodeError("encrypted telegram: the device registry gives no aes_key")
-    try:
-        key = bytes.fromhex(raw.replace(" ", ""))
-    except ValueError:
-        raise DecodeError("aes_key is not hex") from None
-    if len(key) != 16:
-        raise DecodeError(f"aes_key must be 16 bytes, got {len(key)}")
-    return key
+    return bytes.fromhex(AES_KEY.get(params).replace(" ", ""))
 
 
 def decode_frame(uplink: Uplink) -> Telegram:
@@ -114,10 +110,16 @@ def decode_frame(uplink: Uplink) -> Telegram:
     return Telegram(man, meter_id, version, device_type, access, status, parse_records(data))
 
 
-def readings(telegram: Telegram, uplink: Uplink, extra: Values | None = None) -> list[Reading]:
+def readings(
+    telegram: Telegram,
+    uplink: Uplink,
+    extra: Values | None = None,
+    energy_field: str = "energy_heat_kwh",
+) -> list[Reading]:
     """Current values (at the meter's 04 6D time if sent) plus one reading per dated storage."""
     records = telegram.records
-    values = {"meter_serial": telegram.meter_id, **to_values(records), **(extra or {})}
+    current = to_values(records, energy_field=energy_field)
+    values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
     now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
     for storage in sorted({r.storage for r in records} - {0}):
@@ -129,7 +131,7 @@ def readings(telegram: Telegram, uplink: Uplink, extra: Values | None = None) ->
             ),
             None,
         )
-        stored = to_values(records, storage=storage)
+        stored = to_values(records, storage=storage, energy_field=energy_field)
         if isinstance(when, datetime) and stored:
             result.append(Reading(stored, uplink.meter_time(when)))
     return result

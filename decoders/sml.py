@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from decoders.core import DecodeError
+from decoders.core import VOCABULARY, DecodeError, Kind, Register
 
-__all__ = ["DLMS_UNITS", "OBIS_FIELDS", "obis_field", "obis_value", "parse_obis"]
+__all__ = ["DLMS_UNITS", "OBIS_FIELDS", "OBIS_REGISTERS", "obis_field", "obis_value", "parse_obis"]
 
 # DLMS/COSEM unit codes (IEC 62056-62) that SML carries in its valListEntry `unit`.
 DLMS_UNITS: dict[int, str] = {
@@ -86,3 +86,12 @@ def obis_value(obis: tuple[int, int, int], value: float, unit: str | None) -> tu
             f"OBIS {'.'.join(map(str, obis))} in unit {unit!r}, expected {default_unit}"
         )
     return name, round(value * factor, 9)
+
+
+# SML carries a register as an integer of up to 64 bits with a decimal scaler, IEC 62056-21 as
+# digits: what wraps is the meter's display register, whose width the reader does not report.
+OBIS_REGISTERS = {
+    name: Register(None)
+    for name, _ in OBIS_FIELDS.values()
+    if VOCABULARY[name].kind is Kind.COUNTER
+}

@@ -16,6 +16,12 @@ devices:
     exchanges:                      # meter exchanges, for consumption across them
       - {at: 2026-05-04T10:30:00+02:00, old_end: {volume_m3: 1234.567},
          new_start: {volume_m3: 0.012}, new_meter: WM-2026-000042}
+  - device: lobaro-17               # a wireless M-Bus bridge: its uplinks carry meters' telegrams
+    decoder: wmbus_bridge
+  - device: wm-0815                 # a wM-Bus meter behind any bridge, by its address
+    wmbus: KAM-12345678-1B-16       # manufacturer-identification-version-device type
+    medium: water
+    params: {aes_key: "000102..."}  # its OMS key
   - device: th-17                   # zero-code: the network server decodes, we map its output
     medium: water
     profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
@@ -35,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decoders import registry
-from decoders.core import MEDIA, VOCABULARY, Kind
+from decoders.core import MEDIA, VOCABULARY, Kind, ParamError, registers_for, validate_params
 from decoders.profile import FieldMapping, parse_profile
 from metering.meter import Exchange, MeterConfig
 from metering.register import RegisterModel
@@ -52,6 +58,7 @@ __all__ = [
 ]
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_WMBUS = re.compile(r"^[A-Z]{3}-[0-9]{8}-[0-9A-F]{2}-[0-9A-F]{2}$")
 _RESERVED_TAGS = set(BASE_TAGS)
 
 
@@ -124,6 +131,15 @@ class DeviceEntry(BaseModel):
     expected_interval_s: float | None = Field(None, gt=0)
     registers: dict[str, RegisterEntry] = Field(default_factory=dict)
     exchanges: list[ExchangeEntry] = Field(default_factory=list)
+    wmbus: str = ""  # the address of a wireless M-Bus meter read through bridges
+
+    @field_validator("wmbus")
+    @classmethod
+    def _wmbus(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value and not _WMBUS.match(value):
+            raise ValueError(f"wmbus {value!r} is not an address like KAM-12345678-1B-16")
+        return value
 
     @field_validator("dev_eui")
     @classmethod
@@ -191,6 +207,14 @@ class DeviceEntry(BaseModel):
             raise ValueError("give a decoder or a profile, not both")
         if self.profile and not self.medium:
             raise ValueError("a profile device needs its medium")
+        if self.wmbus and (self.decoder or self.profile):
+            raise ValueError("a wmbus meter is read through its bridge: no decoder or profile")
+        decoder = registry.by_id(self.decoder) if self.decoder else None
+        if decoder is not None:  # the params the decoder declares, of the declared types
+            try:
+                validate_params(decoder, self.params)
+            except ParamError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     @model_validator(mode="after")
@@ -203,7 +227,8 @@ class DeviceEntry(BaseModel):
             raise ValueError(
                 f"decoder {self.decoder!r} does not exist (`lorameter decode --list` lists them)"
             )
-        if decoder.medium is None and not self.medium:
+        # A pulse counter's medium is the registry's; a bridge's meters have their own.
+        if decoder.medium is None and not self.medium and "pulse_count" in decoder.fields:
             raise ValueError(
                 f"decoder {self.decoder} measures no fixed medium (a pulse counter):"
                 f" give the device a medium ({', '.join(MEDIA)})"
@@ -228,7 +253,7 @@ class DeviceEntry(BaseModel):
     def meter_config(self) -> MeterConfig:
         """What metering needs of this device: the decoder's registers with our overrides."""
         decoder = registry.by_id(self.decoder) if self.decoder else None
-        declared = dict(decoder.registers) if decoder is not None else {}
+        declared = registers_for(decoder, self.decoder_params()) if decoder is not None else {}
         registers = {}
         for name in {*declared, *self.registers}:
             base = declared.get(name)
@@ -263,11 +288,24 @@ class DeviceRegistry:
     def __init__(self, entries: Iterable[DeviceEntry] = ()) -> None:
         self.entries = list(entries)
         self._by_key: dict[str, DeviceEntry] = {}
+        self._by_wmbus: dict[str, DeviceEntry] = {}
         for entry in self.entries:
             for key in {entry.device, entry.dev_eui} - {""}:
                 if key in self._by_key:
                     raise RegistryError(f"device {key!r} is listed twice in the registry")
                 self._by_key[key] = entry
+            if entry.wmbus:
+                if entry.wmbus in self._by_wmbus:
+                    raise RegistryError(f"wmbus meter {entry.wmbus} is listed twice")
+                self._by_wmbus[entry.wmbus] = entry
+
+    def find_meter(self, key: str) -> DeviceEntry | None:
+        """The entry of a wireless M-Bus meter behind a bridge, by its address key."""
+        return self._by_wmbus.get(key)
+
+    def bridge_meters(self) -> dict[str, dict[str, Any]]:
+        """Every wM-Bus meter's decoder params (its aes_key), by address: a bridge's ``meters``."""
+        return {key: dict(entry.params) for key, entry in self._by_wmbus.items()}
 
     def find(self, device_id: str, dev_eui: str) -> DeviceEntry | None:
         """The entry for a device, by DevEUI first (stable across renames), then by id."""

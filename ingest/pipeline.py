@@ -12,11 +12,19 @@ from datetime import UTC, datetime
 from functools import partial
 
 from decoders import registry
+from decoders.bridge import DEVICE_MEDIA
 from decoders.core import DecodeError, Decoder, Reading, Uplink
 from decoders.profile import map_decoded
 from ingest.devices import DeviceEntry, DeviceRegistry
 from ingest.envelope import EnvelopeError, ParsedUplink, parse_envelope
-from storage.schema import DeadLetter, RawUplink, UplinkRecord, radio_point, reading_points
+from storage.schema import (
+    DeadLetter,
+    Point,
+    RawUplink,
+    UplinkRecord,
+    radio_point,
+    reading_points,
+)
 
 __all__ = ["REASONS", "Accepted", "Pipeline", "Rejected"]
 
@@ -95,18 +103,24 @@ class Pipeline:
                 return reject(exc.reason, exc.detail, device)
             decoder_id = decoder.id
             medium = (entry.medium if entry else "") or decoder.medium or ""
-            if not medium:
+            bridge = any(p.name == "meters" for p in decoder.params)
+            if not medium and not bridge:
                 return reject(
                     "unknown_device",
                     f"decoder {decoder.id} measures no fixed medium: give the device a medium"
                     " in the device registry",
                     device,
                 )
+            params = entry.decoder_params() if entry else {"medium": medium}
+            if bridge:  # the registry's wM-Bus meters, with their keys
+                listed = params.get("meters")
+                meters = dict(listed) if isinstance(listed, dict) else {}
+                params = {**params, "meters": {**meters, **self.devices.bridge_meters()}}
             uplink = Uplink(
                 f_port=up.f_port,
                 payload=up.payload,
                 received_at=up.received_at,
-                params=entry.decoder_params() if entry else {"medium": medium},
+                params=params,
                 meter_tz=entry.timezone if entry else UTC,
             )
             decode = partial(decoder.readings, uplink)
@@ -139,7 +153,11 @@ class Pipeline:
         tags = {"device": device, "meter": meter, "decoder": decoder_id}
         if entry:
             tags.update(entry.tags)
-        points = reading_points(readings, medium=medium, received_at=up.received_at, tags=tags)
+        own = [r for r in readings if r.meter is None]
+        points = (
+            reading_points(own, medium=medium, received_at=up.received_at, tags=tags) if own else []
+        )
+        points += self._meter_points(readings, decoder_id, up.received_at)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
         return Accepted(UplinkRecord(raw, tuple(points)))
 
@@ -189,6 +207,22 @@ class Pipeline:
         points = reading_points(readings, medium=medium, received_at=raw.received_at, tags=tags)
         again = replace(raw, decoder=decoder.id, medium=medium, meter=meter)
         return Accepted(UplinkRecord(again, tuple(points)))
+
+    def _meter_points(
+        self, readings: list[Reading], decoder_id: str, received_at: datetime
+    ) -> list[Point]:
+        """Points of the registered meters behind a bridge, each under its own device. Meters
+        not in the registry are not stored; the bridge's raw uplink keeps their telegrams."""
+        points: list[Point] = []
+        for key in dict.fromkeys(r.meter for r in readings if r.meter is not None):
+            entry = self.devices.find_meter(key)
+            medium = entry and (entry.medium or DEVICE_MEDIA.get(int(key[-2:], 16), ""))
+            if entry is None or not medium:
+                continue
+            mine = [r for r in readings if r.meter == key and r.error is None and r.values]
+            tags = {"device": entry.name, "meter": entry.meter, "decoder": decoder_id, **entry.tags}
+            points += reading_points(mine, medium=medium, received_at=received_at, tags=tags)
+        return points
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:
         """The device registry's decoder, else the one TTS ``version_ids`` name."""

@@ -33,40 +33,34 @@ from datetime import UTC, datetime, timedelta
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Reading,
+    Register,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
 
 _EPOCH = datetime(2013, 1, 1, tzinfo=UTC)
-_NO_COUNTERS = {
-    0x10: "configuration frame",
-    0x11: "configuration frame",
-    0x12: "configuration frame",
-    0x20: "network configuration frame",
-    0x30: "keep-alive frame",
-    0x33: "register-write answer",
+_NO_COUNTERS = dict.fromkeys((0x10, 0x11, 0x12), "configuration frame") | {
+    0x20: "network configuration frame", 0x30: "keep-alive frame", 0x33: "register-write answer",
     0x47: "flow alarm frame (flow values only)",
     0x48: "first-generation history frame (layout depends on the device configuration)",
-}
-
-
-def _positive_int(uplink: Uplink, key: str) -> int:
-    value = uplink.params.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DecodeError(f"registry param {key} must be a positive integer, not {value!r}")
-    return value
+}  # fmt: skip
+_HISTORY_VALUES = Param("history_values", int, None, "values per history frame", low=1, high=64)
+_HISTORY_STEP = Param("history_interval_s", int, None, "seconds between values", low=1, high=86400)
 
 
 def _time(payload: bytes, stamped: bool) -> datetime | None:
-    return (
-        _EPOCH + timedelta(seconds=unpack(">I", payload, len(payload) - 4)[0]) if stamped else None
-    )
+    stamp = unpack(">I", payload, len(payload) - 4)[0] if stamped else None
+    return None if stamp is None else _EPOCH + timedelta(seconds=stamp)
 
 
 def decode(uplink: Uplink) -> Values | list[Reading]:
@@ -87,11 +81,11 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
         return [Reading(values, _time(payload, stamped))] if stamped else values
     if code not in (0x5A, 0x5B):
         raise DecodeError(f"unknown frame code {code:#04x}", offset=0)
-    k = _positive_int(uplink, "history_values")
+    k = _HISTORY_VALUES.get(uplink.params)
     need = 6 + 2 * (k - 1) + 4 * stamped
     if len(payload) != need:
         raise DecodeError(
-            f"history frame of {k} values is {need} bytes, got {len(payload)}", offset=0
+            f"history frame of {k} values is {need} bytes, not {len(payload)}", offset=0
         )
     counts = [unpack(">I", payload, 2)[0]]
     for i in range(k - 1):
@@ -101,18 +95,20 @@ def decode(uplink: Uplink) -> Values | list[Reading]:
     now = _time(payload, stamped) or uplink.received_at
     if k > 1 and now is None:
         raise DecodeError("history without timestamp needs the uplink's receive time")
-    step = timedelta(seconds=_positive_int(uplink, "history_interval_s") if k > 1 else 0)
-    readings = []
-    for i, count in enumerate(counts):
-        values = pulse_values(count, uplink.params) if code == 0x5A else {"pulse_count_2": count}
-        readings.append(
-            Reading({**values, **battery} if i == 0 else values, now and now - i * step)
-        )
-    return readings
+    step = timedelta(seconds=_HISTORY_STEP.get(uplink.params) if k > 1 else 0)
+    channel = [
+        pulse_values(n, uplink.params) if code == 0x5A else {"pulse_count_2": n} for n in counts
+    ]
+    channel[0] = {**channel[0], **battery}
+    return [Reading(values, now and now - i * step) for i, values in enumerate(channel)]
 
 
 _PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
 _HISTORY = {**_PARAMS, "history_values": 3, "history_interval_s": 3600}
+
+_AT_15: dict[str, object] = {"time": "2024-03-01T15:00:00Z", "alarm_low_battery": True}
+# Channel counters are uint32 and cumulative (Adeunis Pulse 4 manual, 0x46 frame).
+_COUNTER = Register(2.0**32)
 
 DECODER = Decoder(
     vendor="Adeunis",
@@ -120,26 +116,17 @@ DECODER = Decoder(
     medium=None,
     lorawan_ids=("adeunis/pulse", "adeunis/pulse-4"),
     decode=decode,
-    fields=(
-        *PULSE_FIELDS,
-        "pulse_count_2",
-        "alarm_low_battery",
-    ),
+    fields=(*PULSE_FIELDS, "pulse_count_2", "alarm_low_battery"),
+    registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
+    registers_fn=pulse_registers_fn(32),
+    params=(*PULSE_PARAMS, _HISTORY_VALUES, _HISTORY_STEP),
     examples=(
         Example(  # ours: Pulse 4 data frame, low battery, timestamp 2024-03-01T15:00Z
             "data frame with timestamp",
             f_port=1,
             hex="46 27 00003039 00000007 14FFC670",
             params=_PARAMS,
-            expect=[
-                {
-                    "time": "2024-03-01T15:00:00Z",
-                    "pulse_count": 12345,
-                    "volume_m3": 123.45,
-                    "pulse_count_2": 7,
-                    "alarm_low_battery": True,
-                }
-            ],
+            expect=[_AT_15 | {"pulse_count": 12345, "volume_m3": 123.45, "pulse_count_2": 7}],
         ),
         Example(  # ours: channel B, three hourly values, no timestamp
             "channel B history at receive time",

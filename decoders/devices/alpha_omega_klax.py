@@ -15,11 +15,10 @@ Payloads (P = id, fixed length after it):
 - 03 server ID (10 bytes, SML meter ID) -> meter_serial (hex); 08 device ID (4); 04/05/06/07
   MODBUS filter payloads (10/18/34/1 bytes) are skipped.
 Units: 0 none, 1 Wh, 2 W, 3 V, 4 A, 5 Hz, 6 varh, 7 var, 8 VAh, 9 VA.
-The four values of a register are its last measurements, newest first (in the vendor's sample
-an energy register reads 12442, 12442, 12442, 12441 kWh), taken every `measure_interval_min`
-(registry param, default 15; the device's config frame on fPort 100 says): the newest at the
-receive time. Filter ids are the registers the KLAX was told to read (fPort 104); registry param
-`obis` lists them in filter order, default ["1.8.0"]; unlisted filters are not emitted.
+A register's four values are its last measurements, newest first (the vendor's sample: 12442,
+12442, 12442, 12441 kWh), every `measure_interval_min` (param, default 15): newest at receive time.
+Filters are the registers the KLAX reads (fPort 104): param `obis` lists them in order, default
+["1.8.0"]; unlisted filters are not emitted.
 Other fPorts 100-105 (config, info, register search/set) carry no meter value: no readings.
 
 Source: KLAX payload description (docs.tesenso.com "KLAX V2", TobleMiner/ttn-klax wiki) and the
@@ -28,23 +27,26 @@ TTS Device Repository codec (vendor/alpha-omega-technology/klax.js, klax-codec.y
 
 from datetime import timedelta
 
-from decoders.core import DecodeError, Decoder, Example, Output, Reading, Uplink, Values, unpack
-from decoders.sml import OBIS_FIELDS, obis_field, obis_value, parse_obis
+from decoders.core import DecodeError, Decoder, Example, Param, Reading, Uplink, Values, unpack
+from decoders.sml import OBIS_FIELDS, OBIS_REGISTERS, obis_field, obis_value, parse_obis
 
 _UNITS = (None, "Wh", "W", "V", "A", "Hz", "varh", "var", "VAh", "VA")
 _SKIP = {3: 10, 4: 10, 5: 18, 6: 34, 7: 1, 8: 4}  # payload id -> length, no register values
+_OBIS = Param("obis", tuple, ("1.8.0",), "OBIS code of each filter (register), in order")
+_INTERVAL = Param("measure_interval_min", float, 15.0, "minutes between values", low=1, high=1440)
 
 
-def _register(uplink: Uplink, filter_id: int, unit: int, value: float) -> tuple[str, float] | None:
-    codes = uplink.params.get("obis", ["1.8.0"])
+def _put(values: Values, uplink: Uplink, filter_id: int, unit: int, value: float) -> None:
+    codes = _OBIS.get(uplink.params)
     symbol = _UNITS[unit] if unit < len(_UNITS) else None
-    if filter_id >= len(codes) or symbol is None:
-        return None
-    obis = parse_obis(str(codes[filter_id]))
-    return None if obis_field(obis) is None else obis_value(obis, value, symbol)
+    if filter_id < len(codes) and symbol is not None:
+        obis = parse_obis(str(codes[filter_id]))
+        if obis_field(obis) is not None:
+            name, number = obis_value(obis, value, symbol)
+            values[name] = number
 
 
-def decode(uplink: Uplink) -> Output:
+def decode(uplink: Uplink) -> Values | list[Reading]:
     if 100 <= uplink.f_port <= 105:
         unpack("4s", uplink.payload)  # configuration and search answers: no meter values
         return []
@@ -58,7 +60,7 @@ def decode(uplink: Uplink) -> Output:
     battery = (status & 0x0F) * 10 if version == 0 else (status & 0x07) * 20
     if battery > 100:
         raise DecodeError(f"battery level {battery} %", offset=1)
-    interval = timedelta(minutes=float(uplink.params.get("measure_interval_min", 15)))
+    interval = timedelta(minutes=_INTERVAL.get(uplink.params))
     history: dict[int, Values] = {}  # measurements ago -> values
     now: Values = {"battery_pct": battery}
     registers = 0
@@ -101,18 +103,14 @@ def decode(uplink: Uplink) -> Output:
         return now
     if uplink.received_at is None:
         raise DecodeError("register history needs the uplink's receive time")
-    history[0] = {**history.get(0, {}), **now}
-    received = uplink.received_at
+    history[0], received = {**history.get(0, {}), **now}, uplink.received_at
     return [Reading(history[ago], received - ago * interval) for ago in sorted(history)[::-1]]
 
 
-def _put(values: Values, uplink: Uplink, filter_id: int, unit: int, value: float) -> None:
-    found = _register(uplink, filter_id, unit, value)
-    if found is not None:
-        values[found[0]] = found[1]
-
-
+_FIELDS = dict.fromkeys(name for name, _ in OBIS_FIELDS.values())
 _EXAMPLE_TIME = "2024-03-01T12:00:00Z"
+_OLDER = (("15", 33.98), ("30", 33.99), ("45", 34.0))
+_HISTORY = "04 45 C0 11 01 11 0F 4704D000 4704D000 4704C600 4704BC00"
 DECODER = Decoder(
     vendor="Alpha-Omega Technology",
     model="KLAX",
@@ -120,21 +118,17 @@ DECODER = Decoder(
     lorawan_ids=("alpha-omega-technology/klax",),
     description="LoRaWAN optical reader for SML / IEC 62056-21 electricity meters",
     decode=decode,
-    fields=(
-        *dict.fromkeys(name for name, _ in OBIS_FIELDS.values()),
-        "battery_pct",
-        "meter_serial",
-    ),
+    fields=(*_FIELDS, "battery_pct", "meter_serial"),
+    registers=OBIS_REGISTERS,
+    params=(_OBIS, _INTERVAL),
     examples=(
         Example(
             "filter 0 (1.8.0) history, 4 values newest first, every 15 min (ours)",
             f_port=3,
-            hex="04 45 C0 11 01 11 0F 4704D000 4704D000 4704C600 4704BC00",
+            hex=_HISTORY,
             received_at=_EXAMPLE_TIME,
             expect=[
-                {"time": "2024-03-01T11:15:00Z", "energy_import_kwh": 33.98},
-                {"time": "2024-03-01T11:30:00Z", "energy_import_kwh": 33.99},
-                {"time": "2024-03-01T11:45:00Z", "energy_import_kwh": 34.0},
+                *({"time": f"2024-03-01T11:{m}:00Z", "energy_import_kwh": e} for m, e in _OLDER),
                 {"time": _EXAMPLE_TIME, "energy_import_kwh": 34.0, "battery_pct": 100},
             ],
         ),
@@ -150,11 +144,6 @@ DECODER = Decoder(
         Example("MODBUS Klax", f_port=3, hex="05 45 C0 11 07 00", error="MODBUS"),
         Example("header only", f_port=3, hex="04 45 C0 11", error="no register payload"),
         Example("unknown payload", f_port=3, hex="04 45 C0 11 0F 00", error="unknown payload"),
-        Example(
-            "history without receive time",
-            f_port=3,
-            hex="04 45 C0 11 01 11 0F 4704D000 4704D000 4704C600 4704BC00",
-            error="receive time",
-        ),
+        Example("history without receive time", 3, _HISTORY, error="receive time"),
     ),
 )

@@ -20,16 +20,19 @@ of counters", "Alarm byte coding", GET_REVOLUTION_COUNTERS; the vendor's example
 Device Repository (vendor/b-meters/iwmlr3-codec.yaml).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Param, Register, Uplink, Values, unpack
 
 _VIF_M3 = {13: 0.001, 14: 0.01, 15: 0.1, 16: 1.0, 0x13: 0.001, 0x14: 0.01, 0x15: 0.1, 0x16: 1.0}
+
+
+_TEMPERATURE = Param("temperature", bool, False, "the reader sends temperature (SET_ALARM_PAR)")
 
 
 def decode(uplink: Uplink) -> Values:
     if uplink.f_port != 1:
         raise DecodeError(f"unexpected fPort {uplink.f_port}, expected 1")
     payload = uplink.payload
-    want = 15 if uplink.params.get("temperature") is True else 13
+    want = 15 if _TEMPERATURE.get(uplink.params) else 13
     if len(payload) != want:
         raise DecodeError(f"report is {want} bytes, got {len(payload)}", offset=len(payload))
     code, absolute, reverse_l, _, medium, vif, alarms = unpack("<BIIBBBB", payload)
@@ -65,6 +68,13 @@ DECODER = Decoder(
     lorawan_ids=("b-meters/iwm-lr3",),
     decode=decode,
     fields=("volume_m3", "volume_reverse_m3", *_OK),
+    registers={
+        # the reader steps A up one VIF unit when its 8 digits overflow (manual, "Vif and
+        # management of counters"): the register in m³ does not wrap
+        "volume_m3": Register(None),
+        "volume_reverse_m3": Register(2**32 / 1000),  # uint32 litres
+    },
+    params=(_TEMPERATURE,),
     examples=(
         Example(  # ours: 123456 l forward, 12 l reverse, K = 1, cold water
             "periodic report",

@@ -18,11 +18,15 @@ examples in the TTS Device Repository (vendor/decentlab/dl-dlr2-010-codec.yaml).
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Register,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
@@ -60,6 +64,9 @@ def decode(uplink: Uplink) -> Values:
 
 _PARAMS = {"medium": "electricity", "pulse_factor": 1, "pulse_unit": "wh"}
 
+# The cumulative count is 32 bits (L + 65536 * H), per input.
+_COUNTER = Register(2.0**32)
+
 DECODER = Decoder(
     vendor="Decentlab",
     model="DL-DLR2-010",
@@ -71,6 +78,9 @@ DECODER = Decoder(
         "pulse_count_2",
         "battery_v",
     ),
+    registers={**pulse_registers(32), "pulse_count_2": _COUNTER},
+    registers_fn=pulse_registers_fn(32),
+    params=PULSE_PARAMS,
     examples=(
         Example(  # ours: CH0 only, 1 Wh per pulse, 70000 pulses, battery 3.0 V
             "CH0 and battery",

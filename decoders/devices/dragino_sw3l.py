@@ -19,7 +19,7 @@ factors as in Dragino's codec in the TTS Device Repository (vendor/dragino/sw3l.
 
 from datetime import UTC, datetime
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
 
 _PULSES_PER_L = {0: 450, 1: 360, 2: 60}
 
@@ -70,6 +70,11 @@ DECODER = Decoder(
     lorawan_ids=("dragino/sw3l",),
     decode=decode,
     fields=("pulse_count", "volume_m3", "alarm_leak", "battery_v"),
+    registers={
+        "pulse_count": Register(2.0**32),  # uint32 running total (MOD=0)
+        # the pulses-per-litre factor comes in the payload: the volume wraps with the count
+        "volume_m3": Register(None),
+    },
     examples=(
         Example(  # ours: 60 pulses/l sensor, 123456 pulses, 2024-03-01 15:00Z
             "total pulses",

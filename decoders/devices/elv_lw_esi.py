@@ -14,62 +14,41 @@ Record 0x02, IR sensor settings (7 bytes): 3 x int16 LE (sensitivity, thresholds
 
 A frame must carry at least one energy record (header-only frames hold no meter value). The
 first energy record's power becomes power_w. Gas (m³) records are rejected: this decoder's
-medium is electricity; an ESI on a gas meter needs its own (gas) decoder id.
+medium is electricity; an ESI on a gas meter is elv_lw_esi_gas.
 
 Source: ELV-LW-ESI payload parser V1.0.0 and codec examples in the TTS Device Repository
 (TheThingsNetwork/lorawan-devices vendor/elv/elv-lw-esi.js, elv-lw-esi-codec.yaml); ELV
 "Bau- und Bedienungsanleitung ELV-LW-ESI" (sensors ES-IEC, ES-Gas, ES-LED, ES-Fer).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Register, Uplink, Values
+from decoders.elv import energy_records
 
-_ENERGY, _IR_SETTINGS = 0x01, 0x02
-_RECORD_LENGTH = {_ENERGY: 13, _IR_SETTINGS: 7}
 _REGISTER = {1: "energy_import_kwh", 2: "energy_export_kwh"}
 _COUNTER_TO_KWH = {0: 1 / 1000, 1: 1.0}  # Wh, kWh
 _POWER_TO_W = {0: 1.0, 1: 1000.0}  # W, kW
 
 
-def _energy_record(payload: bytes, i: int, values: Values) -> None:
-    direction, unit = unpack("<BB", payload, i + 1)
-    register = _REGISTER.get(direction & 0x3F)
-    if register is None:
-        raise DecodeError(f"unknown register direction {direction & 0x3F}", offset=i + 1)
-    if unit & 0x03 not in _COUNTER_TO_KWH:
-        what = "a gas register (m³)" if unit & 0x03 == 2 else f"unit code {unit & 0x03}"
-        raise DecodeError(f"energy record holds {what}, expected Wh or kWh", offset=i + 2)
-    if register in values:
-        raise DecodeError(f"second {register} record in one frame", offset=i)
-    counter = int.from_bytes(payload[i + 3 : i + 8], "little")
-    power_unit, power = unpack("<BI", payload, i + 8)
-    if power_unit & 0x03 not in _POWER_TO_W:
-        raise DecodeError(f"power unit code {power_unit & 0x03}, expected W or kW", offset=i + 8)
-    values[register] = round(counter / 10000 * _COUNTER_TO_KWH[unit & 0x03], 7)
-    if "power_w" not in values:
-        sign = -1 if power_unit & 0x04 else 1
-        values["power_w"] = round(sign * power / 100 * _POWER_TO_W[power_unit & 0x03], 2)
-
-
 def decode(uplink: Uplink) -> Values:
-    if uplink.f_port != 10:
-        raise DecodeError(f"unexpected fPort {uplink.f_port}, expected 10")
-    payload = uplink.payload
-    (header_length,) = unpack("B", payload)
-    if header_length < 3:
-        raise DecodeError(f"header length {header_length}, expected at least 3", offset=0)
-    i = 1 + header_length
-    unpack(f"{header_length}s", payload, 1)  # the whole header must be there
     values: Values = {}
-    while i < len(payload):
-        kind = payload[i]
-        if kind not in _RECORD_LENGTH:
-            raise DecodeError(f"unknown record type {kind:#04x}, expected 0x01 or 0x02", offset=i)
-        unpack(f"{_RECORD_LENGTH[kind]}s", payload, i)  # DecodeError on a cut record
-        if kind == _ENERGY:
-            _energy_record(payload, i, values)
-        i += _RECORD_LENGTH[kind]
-    if not values:
-        raise DecodeError("frame holds no energy record (type 0x01)", offset=len(payload))
+    for record in energy_records(uplink):
+        i = record.offset
+        register = _REGISTER.get(record.direction)
+        if register is None:
+            raise DecodeError(f"unknown register direction {record.direction}", offset=i + 1)
+        if record.unit not in _COUNTER_TO_KWH:
+            what = "a gas register (m³)" if record.unit == 2 else f"unit code {record.unit}"
+            raise DecodeError(f"energy record holds {what}, expected Wh or kWh", offset=i + 2)
+        if register in values:
+            raise DecodeError(f"second {register} record in one frame", offset=i)
+        if record.power_unit & 0x03 not in _POWER_TO_W:
+            code = record.power_unit & 0x03
+            raise DecodeError(f"power unit code {code}, expected W or kW", offset=i + 8)
+        values[register] = round(record.counter / 10000 * _COUNTER_TO_KWH[record.unit], 7)
+        if "power_w" not in values:
+            sign = -1 if record.power_unit & 0x04 else 1
+            scale = _POWER_TO_W[record.power_unit & 0x03]
+            values["power_w"] = round(sign * record.power / 100 * scale, 2)
     return values
 
 
@@ -81,6 +60,10 @@ DECODER = Decoder(
     description="LoRaWAN energy sensor interface for electricity meters (IEC, LED, Ferraris)",
     decode=decode,
     fields=("energy_import_kwh", "energy_export_kwh", "power_w"),
+    registers={  # uint40 in 1/10000 Wh or kWh: the unit is in the frame; the ESI flags overflows
+        "energy_import_kwh": Register(None),
+        "energy_export_kwh": Register(None),
+    },
     examples=(
         Example(
             "consumption, Wh counter and W power (ours)",

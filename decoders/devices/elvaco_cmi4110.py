@@ -19,7 +19,7 @@ format identifiers as listed by the CMi41xx family manuals.
 """
 
 from decoders.core import Decoder, Example, Reading, Uplink, Values
-from decoders.elvaco import COMPACT, DAILY, FIELDS, STANDARD, Format, decode_cmi
+from decoders.elvaco import COMPACT, DAILY, FIELDS, REGISTERS, STANDARD, Format, decode_cmi
 
 FORMATS = {
     0x00: Format("Standard", STANDARD),
@@ -54,6 +54,7 @@ DECODER = Decoder(
     lorawan_ids=("elvaco/cmi4110",),
     decode=decode,
     fields=FIELDS,
+    registers=REGISTERS,
     examples=(
         Example(  # payload from the comment in TTN lorawan-devices vendor/elvaco/cmi4110.js
             "standard message (ours)", f_port=2, hex=f"00 {_STANDARD} 02FD17 0000", expect=_VALUES

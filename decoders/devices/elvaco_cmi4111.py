@@ -19,7 +19,7 @@ example (vendor/elvaco/cmi4111-codec.yaml) is a vendor vector.
 """
 
 from decoders.core import Decoder, Example, Reading, Uplink
-from decoders.elvaco import COMPACT, DAILY, FIELDS, STANDARD, Format, decode_cmi
+from decoders.elvaco import COMPACT, DAILY, FIELDS, REGISTERS, STANDARD, Format, decode_cmi
 
 FORMATS = {
     0x05: Format("Standard", STANDARD),
@@ -43,6 +43,7 @@ DECODER = Decoder(
     lorawan_ids=("elvaco/cmi4111",),
     decode=decode,
     fields=FIELDS,
+    registers=REGISTERS,
     examples=(
         Example(  # TTS Device Repository vendor/elvaco/cmi4111-codec.yaml
             "standard message (TTS repository example)",

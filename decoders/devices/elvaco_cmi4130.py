@@ -21,7 +21,16 @@ binary). The TTS Device Repository example (vendor/elvaco/cmi4130-codec.yaml) is
 """
 
 from decoders.core import Decoder, Example, Reading, Uplink
-from decoders.elvaco import COMPACT, DAILY, EXTENDED, FIELDS, STANDARD, Format, decode_cmi
+from decoders.elvaco import (
+    COMPACT,
+    DAILY,
+    EXTENDED,
+    FIELDS,
+    REGISTERS,
+    STANDARD,
+    Format,
+    decode_cmi,
+)
 
 FORMATS = {
     0x0F: Format("Standard", STANDARD),
@@ -46,6 +55,7 @@ DECODER = Decoder(
     lorawan_ids=("elvaco/cmi4130",),
     decode=decode,
     fields=FIELDS,
+    registers=REGISTERS,
     examples=(
         Example(  # TTS Device Repository vendor/elvaco/cmi4130-codec.yaml
             "standard message (TTS repository example)",

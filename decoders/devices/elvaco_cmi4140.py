@@ -21,7 +21,16 @@ listed output does not match its bytes, so it is not used.
 """
 
 from decoders.core import Decoder, Example, Reading, Uplink
-from decoders.elvaco import COMPACT, DAILY, EXTENDED, FIELDS, STANDARD, Format, decode_cmi
+from decoders.elvaco import (
+    COMPACT,
+    DAILY,
+    EXTENDED,
+    FIELDS,
+    REGISTERS,
+    STANDARD,
+    Format,
+    decode_cmi,
+)
 
 FORMATS = {
     0x15: Format("Standard", STANDARD),
@@ -47,6 +56,7 @@ DECODER = Decoder(
     lorawan_ids=("elvaco/cmi4140",),
     decode=decode,
     fields=FIELDS,
+    registers=REGISTERS,
     examples=(
         Example(
             "scheduled extended with compound records (ours)",

@@ -26,7 +26,7 @@ Source: EMU Electronic AG codec (MIT) and examples in the TTS Device Repository
 import struct
 from datetime import UTC, datetime
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
 
 _ENERGY = ("energy_import_t1_kwh", "energy_import_t2_kwh", "energy_export_t1_kwh",
            "energy_export_t2_kwh", "r+t1", "r+t2", "r-t1", "r-t2")  # fmt: skip
@@ -103,6 +103,7 @@ _FIELDS = (
     "voltage_l3_v", "frequency_hz", "error_flags", "meter_serial",
 )  # fmt: skip
 
+_NOON = {"time": "2024-03-01T12:00:00Z", "energy_import_kwh": 777777.0}
 DECODER = Decoder(
     vendor="EMU Electronic",
     model="EMU Professional II LoRaWAN",
@@ -111,6 +112,8 @@ DECODER = Decoder(
     description="3-phase MID electricity meter with LoRaWAN logger",
     decode=decode,
     fields=_FIELDS,
+    # uint32 Wh / uint32 kWh / uint64 Wh as the downlink chose: the wrap is not known per device
+    registers=dict.fromkeys(_FIELDS[:8], Register(None)),
     examples=(
         Example(
             "power, voltage, current, frequency and a power-fail event (ours)",
@@ -131,14 +134,7 @@ DECODER = Decoder(
             "both import tariffs in kWh: total is their sum (ours)",
             f_port=1,
             hex="40c3e165 1c40e20100 1df1fb0900 de",
-            expect=[
-                {
-                    "time": "2024-03-01T12:00:00Z",
-                    "energy_import_t1_kwh": 123456,
-                    "energy_import_t2_kwh": 654321,
-                    "energy_import_kwh": 777777.0,
-                }
-            ],
+            expect=[_NOON | {"energy_import_t1_kwh": 123456, "energy_import_t2_kwh": 654321}],
         ),
         Example("wrong port", f_port=0, hex="40c3e165 00", error="unexpected fPort"),
         Example("status uplink", f_port=1, hex="0102", error="status uplink"),

@@ -21,17 +21,22 @@ tx-pulse-600-codec.yaml, tx-pulse-led-600-038-codec.yaml).
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
 
 _TYPES = {0x08: "TX PULSE", 0x09: "TX PULSE ATEX", 0x0A: "TX PULSE LED"}
 _INPUTS = ("ch1", "ch2", "oc")
+_INPUT = Param("pulse_input", str, "ch1", "the input the meter is wired to", choices=_INPUTS)
 _BATTERY = (100, 75, 50, 25)
 
 
@@ -41,10 +46,7 @@ def decode(uplink: Uplink) -> Values:
     kind, *counters, alarms, status = unpack(">3xB2x3IHH", uplink.payload)
     if kind not in _TYPES:
         raise DecodeError(f"device type {kind:#04x} is not a TX PULSE (0x08-0x0A)", offset=3)
-    chosen = str(uplink.params.get("pulse_input", "ch1"))
-    if chosen not in _INPUTS:
-        raise DecodeError(f"pulse_input {chosen!r} in the registry, expected one of {_INPUTS}")
-    n = _INPUTS.index(chosen)
+    n = _INPUTS.index(_INPUT.get(uplink.params))
     return {
         **pulse_values(counters[n], uplink.params),
         "alarm_leak": bool(alarms & (0x100 << n)),
@@ -68,6 +70,9 @@ DECODER = Decoder(
     description="pulse counter for gas/water meter contacts or an electricity meter's LED",
     decode=decode,
     fields=_FIELDS,
+    registers=pulse_registers(32),  # uint32 cumulative counters
+    registers_fn=pulse_registers_fn(32),
+    params=(*PULSE_PARAMS, _INPUT),
     examples=(
         Example(
             "gas meter on input 1, 10 l per pulse, battery 75 % (ours)",

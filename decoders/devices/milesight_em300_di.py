@@ -29,12 +29,16 @@ from datetime import UTC, datetime
 
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
     Reading,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
@@ -45,13 +49,14 @@ _WATER_UNITS = {"m3": 1.0, "l": 1000.0}
 _FLOW_ALARM = {3: True, 4: False}
 
 
+_WATER_UNIT = Param("water_unit", str, "m3", "water conversion unit", choices=("m3", "l", "L"))
+
+
 def _water(uplink: Uplink, payload: bytes, i: int) -> Values:
     water_per, pulses, water = unpack("<HHf", payload, i)
     if not math.isfinite(water) or water < 0 or water_per == 0 or pulses == 0:
         raise DecodeError(f"implausible water register {water!r}", offset=i)
-    unit = str(uplink.params.get("water_unit", "m3")).lower()
-    if unit not in _WATER_UNITS:
-        raise DecodeError(f"registry water_unit must be m3 or l, not {unit!r}")
+    unit = _WATER_UNIT.get(uplink.params).lower()
     return {"volume_m3": round(water / _WATER_UNITS[unit], 6)}
 
 
@@ -110,6 +115,7 @@ def decode(uplink: Uplink) -> list[Reading]:
 
 
 _PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
+_PULSES: Values = {"pulse_count": 12345, "volume_m3": 123.45}
 
 DECODER = Decoder(
     vendor="Milesight",
@@ -117,24 +123,17 @@ DECODER = Decoder(
     medium=None,
     lorawan_ids=("milesight-iot/em300-di",),
     decode=decode,
-    fields=(
-        *PULSE_FIELDS,
-        "temperature_c",
-        "battery_pct",
-        "alarm_leak",
-    ),
+    fields=(*PULSE_FIELDS, "temperature_c", "battery_pct", "alarm_leak"),
+    registers=pulse_registers(32),  # uint32 pulse count; the water conversion is a float32
+    registers_fn=pulse_registers_fn(32),
+    params=(*PULSE_PARAMS, _WATER_UNIT),
     examples=(
         Example(  # ours: 12345 pulses of 10 l
             "battery, temperature, pulse count",
             f_port=85,
             hex="01 75 5C 03 67 0E01 05 C8 39300000",
             params=_PARAMS,
-            expect={
-                "battery_pct": 92,
-                "temperature_c": 27.0,
-                "pulse_count": 12345,
-                "volume_m3": 123.45,
-            },
+            expect={"battery_pct": 92, "temperature_c": 27.0, **_PULSES},
         ),
         Example(  # ours: 0.1 l per pulse conversion, 12.5 m³, continuous-flow alarm
             "water conversion with flow timeout alarm",
@@ -145,6 +144,6 @@ DECODER = Decoder(
         Example("wrong port", f_port=10, hex="01755C05C800010000", error="unexpected fPort"),
         Example("battery only", f_port=85, hex="01755C", params=_PARAMS, error="no pulse count"),
         Example("unknown record", f_port=85, hex="0999 00", params=_PARAMS, error="unknown record"),
-        Example("no registry medium", f_port=85, hex="05C800010000", error="no pulse medium"),
+        Example("no registry medium", f_port=85, hex="05C800010000", error="gives no medium"),
     ),
 )

@@ -10,22 +10,58 @@ fPort 6, 11 bytes, big-endian:  VV DD RR BB PPPP QQQQ XXXXXX
 - X: reserved
 fPort 7 carries configuration responses (no readings, rejected).
 
+Counter mode: by default the device clears its counters after each report, so a count is the
+pulses since the previous report (a delta, summed by metering); configured not to clear, it is
+a running uint16 total that wraps at 65536. Registry param `counter_mode`: "delta" (default, as
+the device ships) or "cumulative". In delta mode the medium register is the period's volume or
+energy (pulse_offset does not apply).
+
 Source: Netvox R718H / R718H2 user manuals, "Data Report"; the report layout as in the
 TTS Device Repository codec examples (vendor/netvox/r718h-codec.yaml, r718h2-codec.yaml).
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from decoders.core import (
     PULSE_FIELDS,
+    PULSE_PARAMS,
     DecodeError,
     Decoder,
     Example,
+    Param,
+    Register,
     Uplink,
     Values,
+    pulse_registers,
+    pulse_registers_fn,
     pulse_values,
     unpack,
 )
 
 _TWO_INPUTS = {0x1F: False, 0x3F: True}
+_MODES = {"delta": True, "cumulative": False}
+
+
+_MODE = Param(
+    "counter_mode",
+    str,
+    "delta",
+    "delta: cleared after each report",
+    choices=("delta", "cumulative"),
+)
+
+
+def _mode(params: Mapping[str, Any]) -> bool:
+    return _MODES[_MODE.get(params)]
+
+
+def registers(params: Mapping[str, Any]) -> Mapping[str, Register]:
+    """Delta counts, or uint16 running totals: as the device's counter_mode says."""
+    delta = _mode(params)
+    found = dict(pulse_registers_fn(16, delta=delta)(params))
+    found["pulse_count_2"] = found["pulse_count"]
+    return found
 
 
 def decode(uplink: Uplink) -> Values:
@@ -40,8 +76,9 @@ def decode(uplink: Uplink) -> Values:
         )
     if report != 0x01:
         raise DecodeError(f"report type {report:#04x} carries no readings (want 0x01)", offset=2)
+    delta = _mode(uplink.params)
     values: Values = {
-        **pulse_values(count_1, uplink.params),
+        **pulse_values(count_1, uplink.params, delta=delta),
         "battery_v": (battery & 0x7F) / 10,
         "alarm_low_battery": battery & 0x80 != 0,
     }
@@ -50,7 +87,7 @@ def decode(uplink: Uplink) -> Values:
     return values
 
 
-_PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l"}
+_PARAMS = {"medium": "water", "pulse_factor": 10, "pulse_unit": "l", "counter_mode": "cumulative"}
 
 DECODER = Decoder(
     vendor="Netvox",
@@ -64,6 +101,9 @@ DECODER = Decoder(
         "battery_v",
         "alarm_low_battery",
     ),
+    registers={**pulse_registers(None, delta=True), "pulse_count_2": Register(None, delta=True)},
+    registers_fn=registers,
+    params=(*PULSE_PARAMS, _MODE),
     examples=(
         Example(  # ours: R718H2, low battery 2.9 V
             "R718H2 status report, low battery",
@@ -85,6 +125,25 @@ DECODER = Decoder(
             hex="011F0064022020100900 00",
             params=_PARAMS,
             error="carries no readings",
+        ),
+        Example(
+            "R718H delta mode (the default): the offset does not apply",
+            f_port=6,
+            hex="01 1F 01 24 0064 0000 000000",
+            params={"medium": "gas", "pulse_factor": 0.01, "pulse_unit": "m3", "pulse_offset": 5},
+            expect={
+                "pulse_count": 100,
+                "volume_m3": 1.0,
+                "battery_v": 3.6,
+                "alarm_low_battery": False,
+            },
+        ),
+        Example(
+            "unknown counter mode",
+            f_port=6,
+            hex="01 1F 01 24 0064 0000 000000",
+            params={**_PARAMS, "counter_mode": "sometimes"},
+            error="counter_mode",
         ),
         Example("other device", f_port=6, hex="01 05 01 24 0064 0000 000000", error="device type"),
     ),

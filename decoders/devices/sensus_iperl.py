@@ -12,8 +12,8 @@ Source: OMS Specification Vol. 2 / EN 13757-3, -4, -7; Sensus iPERL wM-Bus teleg
 in wmbusmeters' driver tests (tests/vectors/sensus_iperl/vendor.jsonl).
 """
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink
-from decoders.oms import decode_frame, readings, status_alarms
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink
+from decoders.oms import AES_KEY, decode_frame, readings, status_alarms
 
 _KEY = {"aes_key": "000102030405060708090A0B0C0D0E0F"}
 _ENCRYPTED = (
@@ -46,6 +46,8 @@ DECODER = Decoder(
         "alarm_low_battery",
         "alarm_meter_error",
     ),
+    registers={"volume_m3": Register(None)},  # int32 litres: 2.1 million m³, beyond any meter
+    params=(AES_KEY,),
     examples=(
         Example(  # wmbusmeters src/driver_iperl.cc test telegram (security mode 0)
             "unencrypted T1 telegram (published test telegram)",

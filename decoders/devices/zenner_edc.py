@@ -28,7 +28,7 @@ F and G) and the SP9.1 field split are our reading, not a published table.
 
 from datetime import datetime
 
-from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, Values, unpack
+from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, Values, unpack
 
 _LENGTH = {0x1: 5, 0x2: 7}
 _NO_REGISTER = {0x92: "SP9.2 device information packet"}
@@ -92,6 +92,7 @@ DECODER = Decoder(
     lorawan_ids=("minol-zenner/edc",),
     decode=decode,
     fields=("volume_m3", "error_flags"),
+    registers={"volume_m3": Register(1e5)},  # the meter's 8-digit register, 3 decimals in m³
     examples=(
         Example("SP1 day value (BCD)", f_port=1, hex="10 00012345", expect={"volume_m3": 12.345}),
         Example(  # ours: month value 123.456 m³ due 2024-02-29, meter clock UTC

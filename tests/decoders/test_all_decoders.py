@@ -21,8 +21,10 @@ from decoders.core import (
     Decoder,
     Example,
     Kind,
+    Register,
     Uplink,
     readings_to_json,
+    registers_for,
 )
 from decoders.registry import all_decoders
 
@@ -58,13 +60,21 @@ def expected(expect: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, An
     return [{"time": None, **row} for row in rows]
 
 
+def rejected(decoder: Decoder, uplink: Uplink, match: str | None = None) -> DecodeError:
+    """The decoder's own DecodeError, not one ``Decoder.readings``' safety net converted."""
+    with pytest.raises(DecodeError, match=match) as info:
+        decoder.readings(uplink)
+    cause = info.value.__cause__
+    assert cause is None, f"{decoder.id}: {type(cause).__name__} escaped the decoder: {cause!r}"
+    return info.value
+
+
 def check(decoder: Decoder, case: Example | dict[str, Any]) -> None:
     error = case.error if isinstance(case, Example) else case.get("error")
     expect = case.expect if isinstance(case, Example) else case.get("expect")
     uplink = uplink_for(case)
     if error is not None:
-        with pytest.raises(DecodeError, match=error):
-            decoder.readings(uplink)
+        rejected(decoder, uplink, error)
         return
     assert expect is not None, "an example needs expect or error"
     got = readings_to_json(decoder.readings(uplink))
@@ -115,7 +125,8 @@ def test_decoder_is_complete(decoder: Decoder) -> None:
     assert decoder.vendor and decoder.model
     module = __import__(f"decoders.devices.{decoder.id}", fromlist=["_"])
     assert module.__doc__ and len(module.__doc__.splitlines()) > 2, "docstring draws the layout"
-    emitted = {k for ex in oks for row in expected(ex.expect or {}) for k in row} - {"time"}
+    emitted = {k for ex in oks for row in expected(ex.expect or {}) for k in row}
+    emitted -= {"time", "meter", "error"}  # a reading's meter (bridges) and time, not values
     assert emitted <= set(decoder.fields)
 
 
@@ -127,8 +138,7 @@ def test_truncated_examples_are_rejected(decoder: Decoder) -> None:
         base = uplink_for(example)
         for cut in range(len(base.payload)):
             uplink = Uplink(base.f_port, base.payload[:cut], base.received_at, base.params)
-            with pytest.raises(DecodeError):
-                decoder.readings(uplink)
+            rejected(decoder, uplink)
 
 
 @pytest.mark.parametrize("decoder", DECODERS.values(), ids=list(DECODERS))
@@ -157,7 +167,9 @@ def test_any_bytes_give_readings_or_decode_error(decoder: Decoder) -> None:
     def run(port: int, payload: bytes) -> None:
         try:
             readings = decoder.readings(Uplink(port, payload, None, params))
-        except DecodeError:
+        except DecodeError as exc:
+            cause = exc.__cause__
+            assert cause is None, f"{type(cause).__name__} escaped the decoder: {cause!r}"
             return
         for reading in readings:
             for name, value in reading.values.items():
@@ -181,6 +193,14 @@ def test_vocabulary_names_carry_their_unit() -> None:
 @pytest.mark.parametrize(
     "path", sorted(DEVICES_DIR.glob("*.py")), ids=lambda p: p.name if isinstance(p, Path) else ""
 )
+def test_decoder_module_is_at_most_150_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= 150, f"{path.name} has {lines} lines: share helpers (decoders/<family>.py)"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(DEVICES_DIR.glob("*.py")), ids=lambda p: p.name if isinstance(p, Path) else ""
+)
 def test_decoder_module_does_no_io(path: Path) -> None:
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
@@ -196,3 +216,14 @@ def test_decoder_module_does_no_io(path: Path) -> None:
             )
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in {"open", "print", "input", "exec", "eval"}, node.func.id
+
+
+@pytest.mark.parametrize("decoder", DECODERS.values(), ids=list(DECODERS))
+def test_every_counter_declares_its_register(decoder: Decoder) -> None:
+    counters = {n for n in decoder.fields if VOCABULARY[n].kind is Kind.COUNTER}
+    missing = counters - set(decoder.registers)
+    assert not missing, f"counter fields without a Register declaration: {sorted(missing)}"
+    for params in [{}, *(ex.params for ex in decoder.examples if ex.error is None)]:
+        found = registers_for(decoder, params)
+        assert set(found) == set(decoder.registers), "registers_fn refines, never adds or drops"
+        assert all(isinstance(r, Register) for r in found.values())

@@ -74,8 +74,9 @@ def test_plain_records_after_encrypted_blocks_and_no_header() -> None:
     [
         ({"aes_key": "FF" * 16}, "decryption failed: wrong key"),
         ({}, "no aes_key"),
-        ({"aes_key": "0011"}, "16 bytes"),
-        ({"aes_key": "zz" * 16}, "not hex"),
+        ({"aes_key": "0011"}, "32 hex digits"),
+        ({"aes_key": "zz" * 16}, "32 hex digits"),
+        ({"aes_key": 1234}, "must be str"),
     ],
 )
 def test_key_problems(params: dict[str, str], message: str) -> None:

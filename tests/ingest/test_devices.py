@@ -60,6 +60,12 @@ def test_no_file_means_empty_registry() -> None:
         ("devices: [{device: a}, {device: a}]", "listed twice"),
         ("devices: [{device: a, decoder: no_such_decoder}]", "'no_such_decoder' does not exist"),
         ("devices: [{device: a, decoder: milesight_em300_di}]", "no fixed medium"),
+        ("devices: [{device: a, decoder: netvox_r718h, params: {pulse_facto: 10}}]", "no param"),
+        (
+            "devices: [{device: a, decoder: axioma_qalcosonic_w1, params: {log_interval_s: x}}]",
+            "log_interval_s must be int",
+        ),
+        ("devices: [{device: a, decoder: sensus_iperl, params: {aes_key: '00'}}]", "32 hex"),
         ("- just a list", "'devices:' list"),
         ("devices: [unclosed", "not valid YAML"),
     ],

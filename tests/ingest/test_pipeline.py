@@ -250,3 +250,48 @@ def test_profile_needs_medium_and_excludes_decoder() -> None:
                 ]
             }
         )
+
+
+BRIDGE_REGISTRY = parse_registry(
+    {
+        "devices": [
+            {"device": "bridge-1", "decoder": "wmbus_bridge", "tags": {"site": "nord"}},
+            {
+                "device": "wm-0815",
+                "wmbus": "kam-12345678-1b-16",
+                "medium": "water",
+                "meter": "W-0815",
+                "params": {"aes_key": "000102030405060708090A0B0C0D0E0F"},
+            },
+        ]
+    }
+)
+KAMSTRUP = (  # AES mode 5, 12.345 m³
+    "2E442D2C785634121B167A2B002005DD336913BCB1302F244F3659210A4DACC4E68A3064E0533242BE21BF5A7A24B9"
+)
+SENSUS = "1844AE4C4455223368077A55000000041389E20100023B0000"  # a meter nobody registered
+
+
+def test_bridge_uplink_stores_each_registered_meter_under_its_own_device() -> None:
+    message = tts_up("bridge-1", bytes.fromhex(KAMSTRUP + SENSUS), f_port=1)
+    out = accepted(message, registry=BRIDGE_REGISTRY)
+    water = [p for p in out.record.points if p.measurement == "water"]
+    assert len(water) == 1, water  # the unregistered SEN meter is not stored
+    assert water[0].fields["volume_m3"] == 12.345
+    assert water[0].tags == {
+        "device": "wm-0815",
+        "meter": "W-0815",
+        "decoder": "wmbus_bridge",
+        "source": "live",
+    }
+    assert out.record.raw.device == "bridge-1"  # the raw telegrams stay with the bridge
+    assert out.record.raw.payload == bytes.fromhex(KAMSTRUP + SENSUS)
+
+
+def test_bridge_meter_entries_are_checked() -> None:
+    with pytest.raises(RegistryError, match="wmbus"):
+        parse_registry({"devices": [{"device": "m", "wmbus": "KAM-1234"}]})
+    with pytest.raises(RegistryError, match="no decoder or profile"):
+        parse_registry(
+            {"devices": [{"device": "m", "wmbus": "KAM-12345678-1B-16", "decoder": "x"}]}
+        )

@@ -20,7 +20,8 @@ PULSES = bytes.fromhex("0175 5C 0367 0401 05C8 E8030000".replace(" ", ""))  # 10
 
 def pulse_registry(factor: float, decoder: str = "milesight_em300_di") -> Pipeline:
     entry = {"device": "pulse-1", "decoder": decoder, "medium": "water", "meter": "W-1"}
-    entry["params"] = {"pulse_factor": factor, "pulse_unit": "l"}  # type: ignore[assignment]
+    if decoder == "milesight_em300_di":  # another decoder takes no pulse params
+        entry["params"] = {"pulse_factor": factor, "pulse_unit": "l"}  # type: ignore[assignment]
     return Pipeline(parse_registry({"devices": [entry]}))
 
 

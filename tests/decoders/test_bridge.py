@@ -1,0 +1,79 @@
+"""Wireless M-Bus bridge: several meters per uplink, each by its address and with its own key."""
+
+from __future__ import annotations
+
+import pytest
+
+from decoders.core import DecodeError, Uplink, meter_key, readings_to_json, validate_params
+from decoders.registry import by_id
+
+SENSUS = "1844AE4C4455223368077A55000000041389E20100023B0000"
+KAMSTRUP = (
+    "2E442D2C785634121B167A2B002005DD336913BCB1302F244F3659210A4DACC4E68A3064E0533242BE21BF5A7A24B9"
+)
+KEY = "000102030405060708090A0B0C0D0E0F"
+# link layer: a KAM repeater 11111111; long header (CI 72): the SEN meter 22222222, 1 m³
+LONG = "1C442D2C111111110107 72 22222222AE4C6807 01 00 0000 0413E8030000"
+HCA = "0E44AE4C4455223368087A55000000"  # a heat cost allocator: no field of ours
+
+
+def decode(
+    hex_text: str, meters: dict[str, dict[str, str]] | None = None
+) -> list[dict[str, object]]:
+    decoder = by_id("wmbus_bridge")
+    assert decoder is not None
+    params = {} if meters is None else {"meters": meters}
+    uplink = Uplink(1, bytes.fromhex(hex_text.replace(" ", "")), params=params)
+    return readings_to_json(decoder.readings(uplink))
+
+
+def test_one_uplink_yields_readings_of_each_meter_with_its_own_key() -> None:
+    kam = meter_key("KAM", "12345678", 0x1B, 0x16)
+    got = decode(SENSUS + KAMSTRUP + LONG, {kam: {"aes_key": KEY}})
+    assert [r["meter"] for r in got] == [
+        "SEN-33225544-68-07", "KAM-12345678-1B-16", "SEN-22222222-68-07",
+    ]  # fmt: skip
+    assert [r["volume_m3"] for r in got] == [123.529, 12.345, 1.0]
+    assert all("error" not in r for r in got)
+
+
+def test_a_meter_without_key_is_seen_and_the_others_are_read() -> None:
+    got = decode(KAMSTRUP + SENSUS + HCA)
+    assert got[0]["meter"] == "KAM-12345678-1B-16" and "aes_key" in str(got[0]["error"])
+    assert got[0].keys() == {"time", "meter", "error"}
+    assert got[1]["volume_m3"] == 123.529
+    assert got[2] == {
+        "time": None,
+        "meter": "SEN-33225544-68-08",
+        "error": "device type 0x08: no readings",
+    }
+
+
+def test_wrong_key_is_that_meter_s_error() -> None:
+    got = decode(KAMSTRUP, {"KAM-12345678-1B-16": {"aes_key": "FF" * 16}})
+    assert "wrong key" in str(got[0]["error"])
+
+
+@pytest.mark.parametrize(
+    ("hex_text", "meters", "message"),
+    [
+        (SENSUS + "2E44", None, "past the payload"),
+        (SENSUS[:-2], None, "past the payload"),
+        ("", None, "no wM-Bus frame"),
+        (SENSUS, {"x": "not a mapping"}, "meters must map"),
+    ],
+)
+def test_broken_uplinks_are_rejected(hex_text: str, meters: object, message: str) -> None:
+    decoder = by_id("wmbus_bridge")
+    assert decoder is not None
+    params = {} if meters is None else {"meters": meters}
+    with pytest.raises(DecodeError, match=message) as info:
+        decoder.readings(Uplink(1, bytes.fromhex(hex_text), params=params))
+    assert info.value.__cause__ is None
+
+
+def test_registry_can_list_meters_in_the_bridge_params() -> None:
+    decoder = by_id("wmbus_bridge")
+    assert decoder is not None
+    listed = {"meters": {"KAM-12345678-1B-16": {"aes_key": KEY}}}
+    assert validate_params(decoder, listed) == listed

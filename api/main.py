@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import lorameter
-from api.routes import dead_letters, decoders, devices, health
+from api.routes import dead_letters, decoders, devices, health, metrics
 from storage.base import Store
 
 __all__ = ["create_app"]
@@ -23,6 +23,7 @@ def create_app(store: Store, ingest: Any = None) -> FastAPI:
     )
     app.state.store = store
     app.state.ingest = ingest
-    for module in (health, devices, decoders, dead_letters):
+    app.state.metrics = metrics.registry_for(ingest)
+    for module in (health, metrics, devices, decoders, dead_letters):
         app.include_router(module.router)
     return app

@@ -33,6 +33,8 @@ REASONS = (
     "unknown_device",
     "unknown_decoder",
     "decode_error",
+    "unstorable",
+    "internal_error",
 )
 
 
@@ -41,6 +43,9 @@ class Accepted:
     """An uplink that became points (or, if simulated, only a raw record)."""
 
     record: UplinkRecord
+    # Where it came from, kept so a record the store refuses becomes a whole dead letter.
+    topic: str = ""
+    message: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,14 @@ class Pipeline:
         self.max_bytes = max_bytes
 
     def process(self, topic: str, message: bytes, now: datetime) -> Accepted | Rejected:
-        """Process one message; never raises for bad input."""
+        """Process one message; never raises, whatever the input (a bug becomes a dead letter)."""
+        try:
+            return self._process(topic, message, now)
+        except Exception as exc:  # a bug of ours must cost one message, never ingestion
+            detail = f"{type(exc).__name__}: {exc}"
+            return Rejected(DeadLetter(now, topic, "internal_error", detail[:500], message))
 
+    def _process(self, topic: str, message: bytes, now: datetime) -> Accepted | Rejected:
         def reject(reason: str, detail: str, device: str = "") -> Rejected:
             return Rejected(DeadLetter(now, topic, reason, detail, message, device))
 
@@ -127,7 +138,7 @@ class Pipeline:
         )
         if up.simulated:
             # Console-simulated uplinks must never reach metering data; keep them raw only.
-            return Accepted(UplinkRecord(raw, ()))
+            return Accepted(UplinkRecord(raw, ()), topic, message)
         try:
             readings = decode()
         except DecodeError as exc:
@@ -137,7 +148,7 @@ class Pipeline:
             tags.update(entry.tags)
         points = reading_points(readings, medium=medium, received_at=up.received_at, tags=tags)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
-        return Accepted(UplinkRecord(raw, tuple(points)))
+        return Accepted(UplinkRecord(raw, tuple(points)), topic, message)
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:
         """The device registry's decoder, else the one TTS ``version_ids`` name."""

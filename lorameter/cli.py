@@ -112,8 +112,20 @@ def _registry(settings: Settings) -> Any:
         raise UsageError(str(exc)) from exc
 
 
+def _store_identity(settings: Settings) -> str:
+    """Where this process stores, without credentials: the same after a restart."""
+    from urllib.parse import urlsplit
+
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        return f"sqlite:{Path(url.removeprefix('sqlite:///')).resolve()}"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port}{parts.path}|{Path(settings.spool_path).resolve()}"
+
+
 def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
-    from ingest.mqtt import MqttError
+    from ingest.mqtt import MqttError, default_client_id
     from ingest.service import IngestService
 
     try:
@@ -122,7 +134,8 @@ def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
             devices if devices is not None else _registry(settings),
             mqtt_url=settings.mqtt_url,
             topics=settings.topics,
-            client_id=settings.mqtt_client_id,
+            # at-least-once: the same id after a restart finds its persistent session again
+            client_id=settings.mqtt_client_id or default_client_id(_store_identity(settings)),
             qos=settings.mqtt_qos,
             ca_file=settings.mqtt_ca_file,
             max_message_bytes=settings.max_message_bytes,
@@ -156,6 +169,7 @@ def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable
         port=settings.api_port,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=2,  # SIGTERM ends within 10 s whatever the clients do
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before:
@@ -202,8 +216,14 @@ def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Even
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    # Before anything can raise SIGTERM (a fatal MQTT error does): unwind, clean up, report.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     store = _open_store(settings)
-    ingest = _ingest_service(settings, store)
+    try:
+        ingest = _ingest_service(settings, store)
+    except BaseException:
+        store.close()
+        raise
     stop = threading.Event()
     ingest.start()
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
@@ -218,7 +238,10 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             ingest,
             lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
         )
+    except SystemExit:
+        pass  # SIGTERM (ours on a fatal error, or the operator's): shut down below
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # shutdown is bounded; let it finish
         stop.set()
         ingest.stop()
         store.close()
@@ -234,7 +257,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    ingest.start()
+    ingest.start()  # handlers first: a SIGTERM from now on ends the loop below
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     try:
         while not stop.wait(0.2):

@@ -13,6 +13,7 @@ from storage.schema import DeadLetter, RawUplink, UplinkRecord
 __all__ = [
     "DeviceSummary",
     "ReadingRow",
+    "RecordError",
     "Store",
     "StoreError",
     "StoreHealth",
@@ -22,6 +23,14 @@ __all__ = [
 
 class StoreError(RuntimeError):
     """The store cannot do what was asked; the message says why and what to do."""
+
+
+class RecordError(StoreError):
+    """A record in the batch can never be stored as it is (retrying cannot help).
+
+    Writers split such a batch to find the record and keep it as an ``unstorable`` dead letter;
+    any other ``StoreError`` is transient (disk full, database down) and the batch is retried.
+    """
 
 
 @dataclass(frozen=True)

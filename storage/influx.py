@@ -37,7 +37,7 @@ from storage.influx_schema import (
 )
 from storage.line_protocol import quote_literal
 from storage.schema import DeadLetter, RawUplink, UplinkRecord, to_ns
-from storage.spool import Spool, SpoolFullError
+from storage.spool import Spool
 
 __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
 
@@ -61,7 +61,7 @@ class InfluxStore:
         timeout_s: float = 10.0,
         retry_max_s: float = 5.0,
         read_flush_timeout_s: float = 5.0,
-        close_timeout_s: float = 10.0,
+        close_timeout_s: float = 2.0,
         spool_max_bytes: int | None = None,
         min_free_bytes: int = 64 * 2**20,
         dedup_keys: int = 200_000,
@@ -207,29 +207,53 @@ class InfluxStore:
             return True
         try:
             self.target.write(client, batch.body)
+            refused: list[tuple[str, str]] = []
         except InfluxError as exc:
             if exc.kind == "rejected":
-                # InfluxDB 1.x wrote the points it could parse; the batch is kept aside.
-                log.error("%s; %d lines kept in %s", exc, batch.lines, self.spool.path)
-                self._rejected_error = str(exc)
-                self.spool.remove(batch, rejected=str(exc))
+                # InfluxDB 1.x keeps the lines it could take and names only the first it
+                # refused: send halves again (idempotent) until each refused line is alone.
+                try:
+                    refused = self._isolate(client, batch.body.split("\n"), str(exc))
+                except InfluxError as again:
+                    return self._failed(again)
+                log.error(
+                    "InfluxDB refused %d of %d lines, kept in the table 'rejected' of %s: %s",
+                    len(refused), batch.lines, self.spool.path, refused[0][1] if refused else exc,
+                )  # fmt: skip
+                self._rejected_error = refused[0][1] if refused else str(exc)
+            elif exc.kind == "database" and self.create_database and self._ensure_database(client):
                 return True
-            if exc.kind == "database" and self.create_database and self._ensure_database(client):
-                return True
-            if self._error is None or str(self._error) != str(exc):
-                log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
-            self._error = exc
-            return False
-        except SpoolFullError as exc:
-            self._error = InfluxError("spool", str(exc))
-            return False
-        self.spool.remove(batch)
-        self.sent_lines += batch.lines
+            else:
+                return self._failed(exc)
+        self.spool.remove(batch, rejected=refused)
+        self.sent_lines += batch.lines - len(refused)
         self.sent_batches += 1
         if self._error is not None:
             log.warning("InfluxDB %s answers again; draining the spool", self.target.display)
             self._error = None
         return True
+
+    def _failed(self, exc: InfluxError) -> bool:
+        if self._error is None or str(self._error) != str(exc):
+            log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
+        self._error = exc
+        return False
+
+    def _isolate(self, client: httpx.Client, lines: list[str], error: str) -> list[tuple[str, str]]:
+        """Of ``lines`` (refused as a whole with ``error``), the lines InfluxDB refuses, each
+        with its error; the others are written."""
+        if len(lines) == 1:
+            return [(lines[0], error)]
+        half = len(lines) // 2
+        refused: list[tuple[str, str]] = []
+        for part in (lines[:half], lines[half:]):
+            try:
+                self.target.write(client, "\n".join(part))
+            except InfluxError as exc:
+                if exc.kind != "rejected":
+                    raise
+                refused.extend(self._isolate(client, part, str(exc)))
+        return refused
 
     def _ensure_database(self, client: httpx.Client | None = None) -> bool:
         own = client is None
@@ -381,7 +405,7 @@ class InfluxStore:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=self.timeout_s + 5)
+        self._thread.join(timeout=1.0)  # bounded shutdown; the spool keeps what is unsent
         self.spool.close()
         with self._clients_lock:
             for client in self._clients:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,9 +310,34 @@ def test_rejected_lines_are_kept_and_reported(influxd: Influxd, spool_path: Path
         store.write_uplinks([record("em-1", 1, {"custom_x": "text"})])  # a field type conflict
         assert store.flush(5)
         health = store.health()
-        assert health.extra["rejected_lines"] == 3
+        # only the refused line is kept aside (issue 8): the batch's other two were written
+        assert health.extra["rejected_lines"] == 1
         assert "field type conflict" in str(health.extra["last_rejection"])
-        assert health.uplinks == 2  # InfluxDB took the batch's other lines
+        assert health.uplinks == 2
+    finally:
+        store.close()
+
+
+def test_partial_write_sets_aside_only_the_refused_line(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    """Issue 8: one refused line among 600 must not send the whole batch to 'rejected'."""
+    store = _open(influxd.new_database_url(), spool_path, batch_lines=5_000)
+    try:
+        store.write_uplinks([record("em-1", 0, {"custom_x": 1.5})])
+        assert store.flush(5)
+        good = [record("em-1", 1 + m, {"energy_import_kwh": float(m)}) for m in range(200)]
+        bad = record("em-1", 500, {"custom_x": "text"})  # a field type conflict
+        store.write_uplinks([*good[:100], bad, *good[100:]])
+        assert store.flush(10)
+        health = store.health()
+        assert health.extra["rejected_lines"] == 1
+        assert health.uplinks == 202  # the bad uplink's raw and radio lines were taken too
+        rows = store.readings("em-1", at(0), at(1000), fields=["energy_import_kwh"])
+        assert len(rows) == 200
+        with sqlite3.connect(spool_path) as db:
+            (body,) = db.execute("SELECT body FROM rejected").fetchone()
+        assert 'custom_x="text"' in body and "\n" not in body
     finally:
         store.close()
 

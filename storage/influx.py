@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from storage.base import DeviceSummary, ReadingRow, StoreHealth, WriteResult
+from storage.base import DeviceSummary, ReadingRow, RecordError, StoreHealth, WriteResult
 from storage.influx_http import InfluxError, parse_url
 from storage.influx_schema import (
     DEAD_LETTER,
@@ -111,18 +111,12 @@ class InfluxStore:
             try:
                 lines = uplink_lines(record)
             except ValueError as exc:
-                # Unrepresentable in line protocol (a device id with a line break, ...): keep
-                # the uplink as a dead letter rather than lose it.
-                log.warning("uplink %s cannot be stored: %s", record.raw.dedup_key, exc)
-                letter = DeadLetter(
-                    received_at=record.raw.received_at,
-                    topic="",
-                    reason="unstorable",
-                    detail=f"{exc} (device {record.raw.device!r}, key {record.raw.dedup_key})",
-                    raw=record.raw.payload,
-                    device=record.raw.device,
-                )
-                lines = [self._dead_letter_line(letter)]
+                # Unrepresentable in line protocol (a device id ending in a backslash, a time
+                # past 2262, ...): the writer keeps this uplink as an unstorable dead letter.
+                raise RecordError(
+                    f"InfluxDB cannot store uplink {record.raw.dedup_key} of device"
+                    f" {record.raw.device!r}: {exc}"
+                ) from exc
             entries.append((record.raw.dedup_key, lines))
         new = self.spool.enqueue(entries)
         self._queued()

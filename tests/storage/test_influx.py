@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from storage import StoreError
+from storage.base import RecordError
 from storage.influx import InfluxStore
 from tests.influxd import Influxd, start_influxd
 from tests.services import free_port
@@ -289,14 +290,15 @@ def test_same_uplink_from_two_processes_is_stored_once(influxd: Influxd, tmp_pat
     assert _count(influxd, url, "SELECT count(f_cnt) FROM radio") == 5
 
 
-def test_unstorable_device_id_becomes_a_dead_letter(influxd: Influxd, spool_path: Path) -> None:
+def test_unstorable_uplink_is_a_record_error(influxd: Influxd, spool_path: Path) -> None:
+    """Line protocol cannot carry it: the batch fails as a whole, and nothing is spooled (the
+    writer splits it and keeps the uplink as a dead letter: tests/ingest/test_writer.py)."""
     store = _open(influxd.new_database_url(), spool_path)
     try:
-        result = store.write_uplinks([record("ends-with\\", 0), record("line\nbreak", 1)])
-        assert result.written == 2
-        letters = store.dead_letters()
-        assert sorted(d.device for d in letters) == ["ends-with\\", "line\nbreak"]
-        assert {d.reason for d in letters} == {"unstorable"}
+        for bad in (record("ends-with\\", 0), record("line\nbreak", 1)):
+            with pytest.raises(RecordError, match="cannot store uplink"):
+                store.write_uplinks([record("em-1", 5), bad])
+        assert store.health().extra["spool_depth"] == 0
         assert store.devices() == []
     finally:
         store.close()
@@ -318,9 +320,7 @@ def test_rejected_lines_are_kept_and_reported(influxd: Influxd, spool_path: Path
         store.close()
 
 
-def test_partial_write_sets_aside_only_the_refused_line(
-    influxd: Influxd, spool_path: Path
-) -> None:
+def test_partial_write_sets_aside_only_the_refused_line(influxd: Influxd, spool_path: Path) -> None:
     """Issue 8: one refused line among 600 must not send the whole batch to 'rejected'."""
     store = _open(influxd.new_database_url(), spool_path, batch_lines=5_000)
     try:

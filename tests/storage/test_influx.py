@@ -15,7 +15,7 @@ from storage import StoreError
 from storage.base import RecordError
 from storage.influx import InfluxStore
 from tests.influxd import Influxd, start_influxd
-from tests.services import free_port
+from tests.services import fill_disk, free_port, small_disk
 from tests.storage.records import at, record
 
 pytestmark = pytest.mark.integration
@@ -363,3 +363,44 @@ def test_hanging_influxdb_times_out_and_spools(tmp_path: Path) -> None:
             assert health.extra["spool_depth"] == 60
         finally:
             store.close()
+
+
+def test_a_full_disk_does_not_block_the_spool_once_influxdb_answers(
+    influxd: Influxd, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 8: deleting sent batches needs free space. On a full disk the sender must go on
+    (not re-send the same batch forever), and the log must say to free disk space."""
+    url = influxd.new_database_url()
+    with small_disk(tmp_path / "disk", 4096) as disk:
+        store = _open(url, disk / "spool.db", flush_interval_s=60, batch_lines=3)
+        try:
+            for minute in range(10):
+                store.write_uplinks([record("em-1", minute)])
+            filler = fill_disk(disk)
+            assert store.flush(10)  # every batch sent although none could be deleted
+            assert _count(influxd, url) == 10
+            assert store.sent_batches == 10  # each sent once, not again and again
+            health = store.health()
+            assert health.extra["spool_depth"] == 0
+            assert not health.ok and "free disk space" in health.detail
+            advice = [r.getMessage() for r in caplog.records if "cannot delete" in r.getMessage()]
+            assert len(advice) == 1 and "free disk space" in advice[0]
+            assert "get InfluxDB answering" not in caplog.text
+            filler.unlink()
+            store.write_uplinks([record("em-1", 11)])  # room again: the next send deletes
+            assert store.flush(10)
+            with sqlite3.connect(disk / "spool.db") as db:
+                assert db.execute("SELECT count(*) FROM spool").fetchone()[0] == 0
+        finally:
+            store.close()
+
+
+def test_a_second_store_on_the_same_spool_is_refused(tmp_path: Path) -> None:
+    url = f"influxdb://127.0.0.1:{free_port()}/lorameter"
+    first = _open(url, tmp_path / "spool.db", close_timeout_s=0.2)
+    try:
+        with pytest.raises(StoreError, match="in use by another lorameter process"):
+            _open(url, tmp_path / "spool.db")
+    finally:
+        first.close()
+    _open(url, tmp_path / "spool.db", close_timeout_s=0.2).close()  # free again after close

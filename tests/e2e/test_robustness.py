@@ -159,7 +159,7 @@ def test_reconnect_within_2_s_of_the_broker_returning(tmp_path: Path, run_lorame
         app.wait_for(lambda: app.get("/health")["ingest"]["mqtt"]["connected"], "connected")
         broker.stop()
         app.wait_for(lambda: not app.get("/health")["ingest"]["mqtt"]["connected"], "the loss")
-        time.sleep(5)  # a 5 s outage, as in the issue
+        time.sleep(8)  # long enough for a doubling backoff to reach 8 s
         broker = start_mosquitto(tmp_path / "broker", port=broker.port)
         back = time.monotonic()
         app.wait_for(lambda: app.get("/health")["ingest"]["mqtt"]["connected"], "reconnect", 30)

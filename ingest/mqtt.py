@@ -116,7 +116,13 @@ class MqttSource:
         self.fatal: str | None = None
         self.last_error = ""
         self.connects = 0
-        self.worker = Worker("mqtt", self._network, on_crash=on_crash)
+
+        def crashed(name: str, exc: BaseException) -> None:
+            self.connected.clear()  # the loop is gone: /health must not say connected
+            if on_crash is not None:
+                on_crash(name, exc)
+
+        self.worker = Worker("mqtt", self._network, on_crash=crashed)
         self._stopping = self.worker.stopping
         # When the current message handler started (None when idle): a handler blocked on a
         # full writer queue shows in /health as a stalled MQTT thread.
@@ -254,8 +260,9 @@ class MqttSource:
             log.warning("%s; reconnecting", self.last_error)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        if not self.last_error.startswith("reconnect"):  # one line per outage, not per second
+            log.warning("reconnect to %s failed; retrying every second", self.address)
         self.last_error = f"reconnect to {self.address} failed"
-        log.warning("%s; retrying with backoff", self.last_error)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         mid, qos = message.mid, message.qos

@@ -85,6 +85,7 @@ class InfluxStore:
         )
         self.sent_lines = 0
         self.sent_batches = 0
+        self.sender_crashes = 0
         self._cond = threading.Condition()
         self._error: InfluxError | None = None
         self._rejected_error = ""
@@ -176,6 +177,22 @@ class InfluxStore:
             return False
 
     def _run(self) -> None:
+        """The sender thread: supervised, so no error ends it (each is logged and counted)."""
+        while True:
+            try:
+                self._send_loop()
+                return
+            except Exception as exc:
+                self.sender_crashes += 1
+                log.exception(
+                    "InfluxDB sender crashed (%d so far); restarting", self.sender_crashes
+                )
+                self._error = InfluxError("internal", f"sender failed: {exc}")
+                if self._stopping:
+                    return
+                time.sleep(1.0)
+
+    def _send_loop(self) -> None:
         client = self.target.client(timeout=self.timeout_s)
         backoff = 0.0
         try:
@@ -183,6 +200,7 @@ class InfluxStore:
                 try:
                     ok = self._send_one(client)
                 except Exception as exc:  # keep the sender alive whatever happens
+                    self.sender_crashes += 1
                     log.exception("InfluxDB sender: unexpected error")
                     ok, self._error = False, InfluxError("internal", f"sender failed: {exc}")
                 backoff = 0.0 if ok else min(max(backoff * 2, 0.2), self.retry_max_s)
@@ -340,6 +358,8 @@ class InfluxStore:
         except InfluxError as exc:
             query_error = exc
             problems.append(str(exc))
+        if not self._thread.is_alive() and not self._stopping:
+            problems.append("the InfluxDB sender thread is not running")
         write_error = self._error
         if write_error is not None and str(write_error) not in problems:
             problems.append(f"writes fail: {write_error}")
@@ -383,6 +403,8 @@ class InfluxStore:
                 "last_rejection": self._rejected_error or None,
                 "sent_lines": self.sent_lines,
                 "sent_batches": self.sent_batches,
+                "sender_alive": self._thread.is_alive(),
+                "sender_crashes": self.sender_crashes,
             },
         )
 

@@ -404,3 +404,29 @@ def test_a_second_store_on_the_same_spool_is_refused(tmp_path: Path) -> None:
     finally:
         first.close()
     _open(url, tmp_path / "spool.db", close_timeout_s=0.2).close()  # free again after close
+
+
+def test_a_crash_in_the_sender_is_counted_and_survived(
+    influxd: Influxd, spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        original, calls = store.spool.head, []
+
+        def crash_once(max_lines: int):
+            calls.append(max_lines)
+            if len(calls) == 1:
+                raise RuntimeError("injected fault")
+            return original(max_lines)
+
+        monkeypatch.setattr(store.spool, "head", crash_once)
+        store.write_uplinks([record("em-1", 0)])
+        deadline = time.monotonic() + 10
+        while _count(influxd, url) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(influxd, url) == 1
+        extra = store.health().extra
+        assert extra["sender_crashes"] == 1 and extra["sender_alive"] is True
+    finally:
+        store.close()

@@ -236,11 +236,12 @@ class Writer:
         broker redelivers it). True when everything was stored."""
         if not self.worker.alive:
             return self._pending == 0
-        self._give_up_at = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
+        self._give_up_at = deadline  # before stopping: a retry that wakes up sees it
         self.worker.stop()
         with contextlib.suppress(queue.Full):  # then the writer gives up at the deadline
-            self._queue.put(None, timeout=max(0.0, timeout))
-        self.worker.join(timeout + 1)
+            self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        self.worker.join(max(0.0, deadline - time.monotonic()) + 0.5)
         left = self._pending
         if left:
             self.stats.count(unacked=left)
@@ -365,12 +366,14 @@ class Writer:
                 self.stats.count(store_errors=1)
                 self.stats.last_store_error = str(exc)
                 log.error("store write failed, retrying in %.1f s: %s", delay, exc)
-                if self._give_up_at is not None:
-                    left = self._give_up_at - time.monotonic()
+                give_up_at = self._give_up_at
+                if give_up_at is None:
+                    self.worker.stopping.wait(delay)  # stop() wakes it up
+                else:
+                    left = give_up_at - time.monotonic()
                     if left <= 0:
                         raise _GiveUp from exc
-                    delay = min(delay, left)
-                time.sleep(delay)
+                    time.sleep(min(delay, left, 0.5))
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             except Exception as exc:  # a value the store trips over: find it, keep the rest

@@ -13,7 +13,8 @@ from typing import Any
 from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttSource
 from ingest.pipeline import Pipeline
-from ingest.writer import IngestStats, Writer
+from ingest.stats import IngestStats
+from ingest.writer import Writer
 from storage.base import Store
 
 __all__ = ["IngestService", "replay_lines"]

@@ -112,8 +112,7 @@ class InfluxStore:
             try:
                 lines = uplink_lines(record)
             except ValueError as exc:
-                # Unrepresentable in line protocol (a device id ending in a backslash, a time
-                # past 2262, ...): the writer keeps this uplink as an unstorable dead letter.
+                # Not line protocol (a time past 2262, ...): the writer dead-letters the uplink.
                 raise RecordError(
                     f"InfluxDB cannot store uplink {record.raw.dedup_key} of device"
                     f" {record.raw.device!r}: {exc}"
@@ -177,20 +176,18 @@ class InfluxStore:
             return False
 
     def _run(self) -> None:
-        """The sender thread: supervised, so no error ends it (each is logged and counted)."""
-        while True:
+        """The sender thread: no error ends it (each is logged, counted and in /health)."""
+        while not self._stopping:
             try:
-                self._send_loop()
-                return
+                return self._send_loop()
             except Exception as exc:
-                self.sender_crashes += 1
-                log.exception(
-                    "InfluxDB sender crashed (%d so far); restarting", self.sender_crashes
-                )
-                self._error = InfluxError("internal", f"sender failed: {exc}")
-                if self._stopping:
-                    return
+                self._crashed(exc)
                 time.sleep(1.0)
+
+    def _crashed(self, exc: Exception) -> None:
+        self.sender_crashes += 1
+        log.exception("InfluxDB sender failed (%d so far); going on", self.sender_crashes)
+        self._error = InfluxError("internal", f"sender failed: {exc}")
 
     def _send_loop(self) -> None:
         client = self.target.client(timeout=self.timeout_s)
@@ -200,9 +197,8 @@ class InfluxStore:
                 try:
                     ok = self._send_one(client)
                 except Exception as exc:  # keep the sender alive whatever happens
-                    self.sender_crashes += 1
-                    log.exception("InfluxDB sender: unexpected error")
-                    ok, self._error = False, InfluxError("internal", f"sender failed: {exc}")
+                    self._crashed(exc)
+                    ok = False
                 backoff = 0.0 if ok else min(max(backoff * 2, 0.2), self.retry_max_s)
                 with self._cond:
                     self._attempts += 1
@@ -218,25 +214,18 @@ class InfluxStore:
         if batch is None:
             return True
         try:
-            self.target.write(client, batch.body)
-            refused: list[tuple[str, str]] = []
+            refused = self.target.write_lines(client, batch.body)
         except InfluxError as exc:
-            if exc.kind == "rejected":
-                # InfluxDB 1.x keeps the lines it could take and names only the first it
-                # refused: send halves again (idempotent) until each refused line is alone.
-                try:
-                    refused = self._isolate(client, batch.body.split("\n"), str(exc))
-                except InfluxError as again:
-                    return self._failed(again)
-                log.error(
-                    "InfluxDB refused %d of %d lines, kept in the table 'rejected' of %s: %s",
-                    len(refused), batch.lines, self.spool.path, refused[0][1] if refused else exc,
-                )  # fmt: skip
-                self._rejected_error = refused[0][1] if refused else str(exc)
-            elif exc.kind == "database" and self.create_database and self._ensure_database(client):
+            if exc.kind == "database" and self.create_database and self._ensure_database(client):
                 return True
-            else:
-                return self._failed(exc)
+            if self._error is None or str(self._error) != str(exc):
+                log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
+            self._error = exc
+            return False
+        if refused:
+            log.error("InfluxDB refused %d of %d lines, kept in the table 'rejected' of %s: %s",
+                      len(refused), batch.lines, self.spool.path, refused[0][1])  # fmt: skip
+            self._rejected_error = refused[0][1]
         self.spool.remove(batch, rejected=refused)
         self.sent_lines += batch.lines - len(refused)
         self.sent_batches += 1
@@ -244,28 +233,6 @@ class InfluxStore:
             log.warning("InfluxDB %s answers again; draining the spool", self.target.display)
             self._error = None
         return True
-
-    def _failed(self, exc: InfluxError) -> bool:
-        if self._error is None or str(self._error) != str(exc):
-            log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
-        self._error = exc
-        return False
-
-    def _isolate(self, client: httpx.Client, lines: list[str], error: str) -> list[tuple[str, str]]:
-        """Of ``lines`` (refused as a whole with ``error``), the lines InfluxDB refuses, each
-        with its error; the others are written."""
-        if len(lines) == 1:
-            return [(lines[0], error)]
-        half = len(lines) // 2
-        refused: list[tuple[str, str]] = []
-        for part in (lines[:half], lines[half:]):
-            try:
-                self.target.write(client, "\n".join(part))
-            except InfluxError as exc:
-                if exc.kind != "rejected":
-                    raise
-                refused.extend(self._isolate(client, part, str(exc)))
-        return refused
 
     def _ensure_database(self, client: httpx.Client | None = None) -> bool:
         own = client is None
@@ -358,8 +325,6 @@ class InfluxStore:
         except InfluxError as exc:
             query_error = exc
             problems.append(str(exc))
-        if not self._thread.is_alive() and not self._stopping:
-            problems.append("the InfluxDB sender thread is not running")
         write_error = self._error
         if write_error is not None and str(write_error) not in problems:
             problems.append(f"writes fail: {write_error}")

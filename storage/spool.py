@@ -147,8 +147,8 @@ class Spool:
         if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
             self.full = True
             raise SpoolFullError(
-                f"the InfluxDB spool {self.path} is full ({exc}): free disk space, or get"
-                " InfluxDB answering so the spool drains"
+                f"the InfluxDB spool {self.path} is full ({exc}): free disk space (or raise its"
+                " size limit); it drains only while InfluxDB answers"
             ) from exc
         raise StoreError(f"cannot write the InfluxDB spool {self.path}: {exc}") from exc
 

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 # -- building blocks ------------------------------------------------------------------------
 
 
-def _open_store(settings: Settings) -> Any:
+def _open_store(settings: Settings, *, writer: bool = True) -> Any:
     from storage import StoreError, open_store
 
     try:
@@ -98,6 +98,7 @@ def _open_store(settings: Settings) -> Any:
             influx_token=settings.influx_token,
             spool_path=settings.spool_path,
             spool_max_age_s=settings.spool_max_age_s,
+            writer=writer,
         )
     except StoreError as exc:
         raise UsageError(f"store {settings.store_url}: {exc}") from exc
@@ -274,7 +275,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    store = _open_store(settings)
+    store = _open_store(settings, writer=False)  # ingest, elsewhere, holds the spool
     try:
         _serve_api(
             settings,

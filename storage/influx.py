@@ -21,7 +21,14 @@ from typing import Any
 
 import httpx
 
-from storage.base import DeviceSummary, ReadingRow, RecordError, StoreHealth, WriteResult
+from storage.base import (
+    DeviceSummary,
+    ReadingRow,
+    RecordError,
+    StoreError,
+    StoreHealth,
+    WriteResult,
+)
 from storage.influx_http import InfluxError, parse_url
 from storage.influx_schema import (
     DEAD_LETTER,
@@ -66,6 +73,7 @@ class InfluxStore:
         min_free_bytes: int = 64 * 2**20,
         dedup_keys: int = 200_000,
         create_database: bool = True,
+        sender: bool = True,
     ) -> None:
         self.target = parse_url(url, token=token)
         self.spool_max_age_s = spool_max_age_s
@@ -82,7 +90,9 @@ class InfluxStore:
             max_bytes=spool_max_bytes,
             chunk_lines=batch_lines,
             dedup_keys=dedup_keys,
+            exclusive=sender,  # one sending process per spool; readers only look at it
         )
+        self.sender = sender
         self.sent_lines = 0
         self.sent_batches = 0
         self.sender_crashes = 0
@@ -99,14 +109,16 @@ class InfluxStore:
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
-        if create_database:
-            self._ensure_database()
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
-        self._thread.start()
+        if sender:
+            if create_database:
+                self._ensure_database()
+            self._thread.start()
 
     # -- writes ------------------------------------------------------------------------------
 
     def write_uplinks(self, records: Sequence[UplinkRecord]) -> WriteResult:
+        self._check_sender()
         entries: list[tuple[str | None, Sequence[str]]] = []
         for record in records:
             try:
@@ -124,8 +136,13 @@ class InfluxStore:
         return WriteResult(written=written, duplicates=len(new) - written)
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._check_sender()
         self.spool.enqueue([(None, [self._dead_letter_line(d) for d in letters])])
         self._queued()
+
+    def _check_sender(self) -> None:
+        if not self.sender:
+            raise StoreError(f"this process only reads {self.target.display}; ingest writes it")
 
     def _dead_letter_line(self, letter: DeadLetter) -> str:
         return dead_letter_line(letter, next(self._dead_seq))
@@ -259,7 +276,7 @@ class InfluxStore:
         return client
 
     def _query(self, statements: list[str], *, sync: bool = True) -> list[dict[str, Any]]:
-        if sync and self.spool.rows:
+        if sync and self.sender and self.spool.rows:
             self.flush(self.read_flush_timeout_s)
         return self.target.query(self._client(), statements)
 
@@ -377,7 +394,7 @@ class InfluxStore:
         if self._closed:
             return
         self._closed = True
-        if not self.flush(self.close_timeout_s) and self.spool.rows:
+        if self.sender and not self.flush(self.close_timeout_s) and self.spool.rows:
             log.warning(
                 "%d lines stay in the spool %s; they are sent when lorameter starts again",
                 self.spool.lines,
@@ -386,7 +403,8 @@ class InfluxStore:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=1.0)  # bounded shutdown; the spool keeps what is unsent
+        if self.sender:
+            self._thread.join(timeout=1.0)  # bounded shutdown; the spool keeps what is unsent
         self.spool.close()
         with self._clients_lock:
             for client in self._clients:

@@ -71,6 +71,7 @@ class Spool:
         max_bytes: int | None = None,
         chunk_lines: int = 5_000,
         dedup_keys: int = 200_000,
+        exclusive: bool = True,
     ) -> None:
         self.path = path
         self.chunk_lines = chunk_lines
@@ -82,7 +83,7 @@ class Spool:
         # head(), deleted again at the next chance, sent once more only after a restart.
         self._sent_through = 0
         self._purge_failed = False
-        self._lock_file = _lock(path)
+        self._lock_file = _lock(path) if exclusive else None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -95,7 +96,8 @@ class Spool:
                 self._db.execute(f"PRAGMA max_page_count = {max(8, max_bytes // page)}")
             rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
         except (OSError, sqlite3.Error) as exc:
-            self._lock_file.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
             raise StoreError(f"cannot open the InfluxDB spool {path}: {exc}") from exc
         self.rows, self.lines = int(rows), int(lines)
 
@@ -232,7 +234,8 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._lock_file.close()  # releases the flock
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
 
 
 def _lock(path: Path) -> IO[bytes]:

@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storage.influx import InfluxStore
 from tests.e2e.conftest import Publisher
 from tests.helpers import tts_up
 from tests.services import fill_disk, free_port, small_disk, start_mosquitto
+from tests.storage.records import record
 
 pytestmark = pytest.mark.integration
 
@@ -121,22 +123,30 @@ def test_sigterm_with_a_full_queue_ends_within_10_s(tmp_path: Path, mosquitto, r
 
 def test_a_second_process_on_the_same_spool_is_refused(tmp_path: Path, run_lorameter) -> None:
     influx = f"influxdb://127.0.0.1:{free_port()}/lorameter"  # down: the spool holds everything
-    spool = str(tmp_path / "shared-spool.db")
+    spool = tmp_path / "shared-spool.db"
+    earlier = InfluxStore(influx, spool_path=spool, close_timeout_s=0.2, create_database=False)
+    earlier.write_uplinks([record("em-1", m) for m in range(3)])  # 9 lines left to send
+    earlier.close()
     first = run_lorameter("ingest", mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
-                          store_url=influx, spool_path=spool)  # fmt: skip
+                          store_url=influx, spool_path=str(spool))  # fmt: skip
     first.wait_for(lambda: "connection refused" in first.output(), "the first process")
     second = run_lorameter("ingest", mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
-                           store_url=influx, spool_path=spool)  # fmt: skip
+                           store_url=influx, spool_path=str(spool))  # fmt: skip
     assert second.process.wait(20) == 2
     lines = [line for line in second.output().splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "in use by another lorameter process" in lines[0]
     assert f"pid {first.process.pid}" in lines[0]
+    # `lorameter api` only reads: it runs beside ingest and shows the spool ingest holds
+    api = run_lorameter("api", store_url=influx, spool_path=str(spool))
+    api.wait_for(lambda: api.get("/health")["store"]["spool_depth"] == 9, "the shared spool")
+    assert api.stop() == 0
+    assert "stay in the spool" not in api.output()  # not its spool to warn about
     assert first.process.poll() is None
     started = time.monotonic()
     assert first.stop() == 0
     assert time.monotonic() - started < 10
-    assert "stay in the spool" not in first.output()  # nothing was spooled: no false warning
+    assert "9 lines stay in the spool" in first.output()
 
 
 def test_fatal_mqtt_error_under_run_prints_its_line(tmp_path: Path, run_lorameter) -> None:

@@ -76,13 +76,13 @@ def test_writes_are_batched_by_count_and_by_time(influxd: Influxd, spool_path: P
         while _count(influxd, url) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _count(influxd, url) == 1  # ... but not longer than the flush interval
-        assert store.sent_batches == 1
+        assert store.sender.sent_batches == 1
         for minute in range(1, 201):  # 200 uplinks of 3 lines, one call each
             store.write_uplinks([record("em-1", minute)])
         assert store.flush(5)
         assert _count(influxd, url) == 201
-        assert store.sent_lines == 201 * 3
-        assert store.sent_batches <= 4, store.sent_batches
+        assert store.sender.sent_lines == 201 * 3
+        assert store.sender.sent_batches <= 4, store.sender.sent_batches
     finally:
         store.close()
 
@@ -379,7 +379,7 @@ def test_a_full_disk_does_not_block_the_spool_once_influxdb_answers(
             filler = fill_disk(disk)
             assert store.flush(10)  # every batch sent although none could be deleted
             assert _count(influxd, url) == 10
-            assert store.sent_batches == 10  # each sent once, not again and again
+            assert store.sender.sent_batches == 10  # each sent once, not again and again
             health = store.health()
             assert health.extra["spool_depth"] == 0
             assert not health.ok and "free disk space" in health.detail

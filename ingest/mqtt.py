@@ -174,8 +174,9 @@ class MqttSource:
             self.client.loop_forever(retry_first_connection=True)
 
     def _connect(self) -> bool:
-        delay = 0.5
+        delay, attempts, logged = 0.5, 0, 0.0
         while not self._stopping.is_set():
+            attempts += 1
             try:
                 self.client.connect(self.address.host, self.address.port, keepalive=60)
             except ssl.SSLCertVerificationError as exc:
@@ -186,7 +187,9 @@ class MqttSource:
                 return False
             except (OSError, ssl.SSLError) as exc:
                 self.last_error = f"cannot reach {self.address}: {_describe_os_error(exc)}"
-                log.error("%s; retrying in %.1f s", self.last_error, delay)
+                if time.monotonic() - logged > 60:  # one line a minute, not one a second
+                    logged = time.monotonic()
+                    log.error("%s; retrying every second (attempt %d)", self.last_error, attempts)
                 if self._stopping.wait(delay):
                     return False
                 delay = min(delay * 2, 1.0)

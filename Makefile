@@ -58,6 +58,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/e2e_sqlite.py
 	$(BIN)/python bench/influx_write.py
+	$(BIN)/python bench/robustness.py
 	$(BIN)/python bench/e2e_influx.py
 
 vectors: $(STAMP)  ## every decoder against the TTN Device Repository's vendor examples

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import __version__
 from api.deps import ApiOptions, IngestStatus
 from api.params import reject_unknown_query
-from api.routes import consumption, dead_letters, decoders, devices, health
+from api.routes import consumption, dead_letters, decoders, devices, health, metrics
 from api.web import mount_web
 from api.web.policy import add_content_security_policy
 from storage.base import Store
@@ -36,7 +36,8 @@ def create_app(
     app.state.store = store
     app.state.ingest = ingest
     app.state.options = options
-    for module in (health, devices, consumption, decoders, dead_letters):
+    app.state.metrics = metrics.registry_for(ingest)
+    for module in (health, metrics, devices, consumption, decoders, dead_letters):
         app.include_router(module.router)
     mount_web(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)

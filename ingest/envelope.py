@@ -12,16 +12,27 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storage.schema import RadioInfo, as_utc
 
-__all__ = ["EnvelopeError", "ParsedUplink", "parse_envelope"]
+__all__ = ["EnvelopeError", "ParsedUplink", "parse_envelope", "storable_text"]
+
+# LoRaWAN's FCnt is 32 bits (LoRaWAN 1.0.4 §4.3.1.5, 16 bits on air, 32 in the network server).
+F_CNT_MAX = 2**32 - 1
+# Times every backend can keep: nanoseconds since 1970 in a signed 64-bit integer (InfluxDB's
+# range is 1677-09-21 .. 2262-04-11); a day of margin each side.
+EARLIEST = datetime(1677, 9, 23, tzinfo=UTC)
+LATEST = datetime(2262, 4, 10, tzinfo=UTC)
+# Line breaks and NUL cannot be kept in a line-protocol tag or many log viewers; lone
+# surrogates cannot be encoded as UTF-8 at all.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 class EnvelopeError(ValueError):
@@ -97,7 +108,7 @@ class _TtsVersionIds(_Model):
 class _TtsUplink(_Model):
     session_key_id: str = ""
     f_port: int = Field(0, ge=0, le=255)
-    f_cnt: int = Field(0, ge=0)
+    f_cnt: int = Field(0, ge=0, le=F_CNT_MAX)
     frm_payload: str = ""
     decoded_payload: dict[str, Any] | None = None
     rx_metadata: list[_TtsRx] = []
@@ -147,7 +158,7 @@ class _CsUp(_Model):
     time: datetime
     device_info: _CsDeviceInfo = Field(alias="deviceInfo")
     dev_addr: str = Field("", alias="devAddr")
-    f_cnt: int = Field(0, alias="fCnt", ge=0)
+    f_cnt: int = Field(0, alias="fCnt", ge=0, le=F_CNT_MAX)
     f_port: int = Field(0, alias="fPort", ge=0, le=255)
     data: str = ""
     object: dict[str, Any] | None = None
@@ -164,23 +175,56 @@ def parse_envelope(message: bytes) -> ParsedUplink:
         document = json.loads(message)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError("not_json", f"message is not JSON: {exc}") from exc
+    except RecursionError:  # "[" * 100_000: nested deeper than Python's parser can follow
+        raise EnvelopeError("not_json", "message is nested too deeply to parse") from None
     if not isinstance(document, dict):
         raise EnvelopeError(
             "bad_envelope", f"expected a JSON object, got {type(document).__name__}"
         )
     try:
         if "uplink_message" in document or "end_device_ids" in document:
-            return _from_tts(_TtsUp.model_validate(document))
+            return _checked(_from_tts(_TtsUp.model_validate(document)))
         if "deduplicationId" in document or "deviceInfo" in document:
-            return _from_chirpstack(_CsUp.model_validate(document))
+            return _checked(_from_chirpstack(_CsUp.model_validate(document)))
     except ValidationError as exc:
         raise EnvelopeError("bad_envelope", _describe(exc)) from exc
+    except RecursionError:  # a deep value inside a known key
+        raise EnvelopeError("bad_envelope", "a value is nested too deeply") from None
+    except OverflowError as exc:  # year 1 with a positive UTC offset, ...
+        raise EnvelopeError("bad_envelope", f"a time is out of range: {exc}") from None
     keys = ", ".join(sorted(document)[:6]) or "none"
     raise EnvelopeError(
         "bad_envelope",
         f"neither a TTS uplink (uplink_message) nor a ChirpStack up event (deduplicationId);"
         f" top-level keys: {keys}",
     )
+
+
+def _checked(up: ParsedUplink) -> ParsedUplink:
+    """Refuse what no store can keep: ids with control characters or lone surrogates, times
+    outside the 64-bit nanosecond range."""
+    for what, text in (
+        ("device id", up.device_id),
+        ("DevEUI", up.dev_eui),
+        ("deduplication id", up.dedup_key),
+    ):
+        if _UNSTORABLE.search(text):
+            raise EnvelopeError(
+                "bad_envelope",
+                f"{what} {storable_text(text)} contains control characters or invalid Unicode",
+            )
+    if not EARLIEST <= up.received_at <= LATEST:
+        raise EnvelopeError(
+            "bad_envelope",
+            f"received_at {up.received_at.isoformat()} is outside the storable range"
+            f" {EARLIEST.year}..{LATEST.year}",
+        )
+    return up
+
+
+def storable_text(text: str) -> str:
+    """``text`` quoted, with control characters and lone surrogates escaped (always UTF-8 safe)."""
+    return ascii(text) if _UNSTORABLE.search(text) else repr(text)
 
 
 def _describe(exc: ValidationError) -> str:

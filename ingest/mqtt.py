@@ -2,15 +2,21 @@
 
 ``mqtts://app@tenant:NNSXS.KEY@eu1.cloud.thethings.network:8883`` connects with TLS and CA
 verification, username ``app@tenant`` and the API key as password. Subscriptions are made in
-``on_connect``, so every reconnect resubscribes; paho reconnects with backoff (1 s to 60 s).
-A refused login or a failed certificate check is fatal (retrying cannot fix it) and says what
-to check; an unreachable host is logged in one line per attempt and retried.
+``on_connect``, so every reconnect resubscribes; a lost connection is retried every second, so
+ingestion resumes within about a second of the broker's return. A refused login or a failed
+certificate check is fatal (retrying cannot fix it) and says what to check; an unreachable host
+is logged in one line per attempt and retried.
+
+At-least-once: the session is persistent (clean session off) under a client id that stays the
+same across restarts, and messages are acknowledged only once stored, so a broker that keeps
+sessions (mosquitto, ChirpStack's) redelivers whatever a crash left unacknowledged. The network
+loop runs as a supervised worker: if it crashes it is logged, counted and started again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -25,9 +31,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest.supervise import Worker
 from storage.redact import redact_url
 
-__all__ = ["BrokerAddress", "MqttError", "MqttSource", "parse_mqtt_url"]
+__all__ = ["BrokerAddress", "MqttError", "MqttSource", "default_client_id", "parse_mqtt_url"]
 
 log = logging.getLogger("lorameter.mqtt")
 
@@ -83,6 +90,15 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
+def default_client_id(identity: str) -> str:
+    """A client id stable across restarts: host name and ``identity`` (the store) hashed.
+
+    22 characters, within the 23 every MQTT 3.1.1 broker must accept (MQTT 3.1.1 §3.1.3.1).
+    """
+    digest = hashlib.sha256(f"{socket.gethostname()}\n{identity}".encode()).hexdigest()
+    return f"lorameter-{digest[:12]}"
+
+
 class MqttSource:
     """Subscribes to the uplink topics and hands every message to ``handler``."""
 
@@ -95,6 +111,7 @@ class MqttSource:
         client_id: str = "",
         qos: int = 1,
         ca_file: str = "",
+        on_crash: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.address = parse_mqtt_url(url)
         self.topics = topics
@@ -104,15 +121,23 @@ class MqttSource:
         self.fatal: str | None = None
         self.last_error = ""
         self.connects = 0
-        self._stopping = threading.Event()
-        # A fixed client id with a persistent session lets our own broker (ChirpStack's) keep
-        # QoS 1 messages while we are away; TTS ignores both and delivers QoS 0.
-        persistent = bool(client_id)
-        client_id = client_id or f"lorameter-{socket.gethostname()}-{os.getpid()}"
+
+        def crashed(name: str, exc: BaseException) -> None:
+            self.connected.clear()  # the loop is gone: /health must not say connected
+            if on_crash is not None:
+                on_crash(name, exc)
+
+        self.worker = Worker("mqtt", self._network, on_crash=crashed)
+        self._stopping = self.worker.stopping
+        # When the current message handler started (None when idle): a handler blocked on a
+        # full writer queue shows in /health as a stalled MQTT thread.
+        self.busy_since: float | None = None
+        self.messages = 0
+        self.client_id = client_id or default_client_id(self.address.host)
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=not persistent,
+            client_id=self.client_id,
+            clean_session=False,  # the broker keeps our unacknowledged messages while away
             protocol=paho.MQTTv311,  # TTS speaks 3.1.1 only
             manual_ack=True,
         )
@@ -126,32 +151,42 @@ class MqttSource:
                     f"LORAMETER_MQTT_CA_FILE {ca_file}: no CA bundle there ({exc})"
                 ) from None
             self.client.tls_set_context(context)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=60)
+        # Back within about 1 s of the broker's return; one attempt a second never hammers it.
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.on_connect_fail = self._on_connect_fail
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect in the background (retrying until it works) and start receiving."""
-        self._thread = threading.Thread(target=self._connect_loop, name="lorameter-mqtt-connect")
-        self._thread.daemon = True
-        self._thread.start()
+        self.worker.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
+        """Disconnect and end the network thread, waiting at most ``timeout`` s."""
         self._stopping.set()
         self.client.disconnect()
-        self.client.loop_stop()
-        if self._thread is not None:
-            self._thread.join(5)
+        if not self.worker.join(timeout):
+            log.warning("the MQTT thread did not end within %.0f s; leaving it", timeout)
 
-    def _connect_loop(self) -> None:
-        delay = 1.0
+    @property
+    def alive(self) -> bool:
+        return self.worker.alive
+
+    def _network(self) -> None:
+        """The supervised body: connect, then run paho's loop (it reconnects) until stopped."""
         while not self._stopping.is_set():
+            if not self._connect():
+                return
+            self.client.loop_forever(retry_first_connection=True)
+
+    def _connect(self) -> bool:
+        delay, attempts, logged = 0.5, 0, 0.0
+        while not self._stopping.is_set():
+            attempts += 1
             try:
                 self.client.connect(self.address.host, self.address.port, keepalive=60)
             except ssl.SSLCertVerificationError as exc:
@@ -159,16 +194,18 @@ class MqttSource:
                     f"TLS certificate of {self.address.host} not trusted ({exc.verify_message});"
                     " set LORAMETER_MQTT_CA_FILE if the broker uses a private CA"
                 )
-                return
+                return False
             except (OSError, ssl.SSLError) as exc:
                 self.last_error = f"cannot reach {self.address}: {_describe_os_error(exc)}"
-                log.error("%s; retrying in %.0f s", self.last_error, delay)
+                if time.monotonic() - logged > 60:  # one line a minute, not one a second
+                    logged = time.monotonic()
+                    log.error("%s; retrying every second (attempt %d)", self.last_error, attempts)
                 if self._stopping.wait(delay):
-                    return
-                delay = min(delay * 2, 60)
+                    return False
+                delay = min(delay * 2, 1.0)
                 continue
-            self.client.loop_start()
-            return
+            return True
+        return False
 
     def _fail(self, message: str) -> None:
         self.fatal = message
@@ -236,17 +273,29 @@ class MqttSource:
             log.warning("%s; reconnecting", self.last_error)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        if not self.last_error.startswith("reconnect"):  # one line per outage, not per second
+            log.warning("reconnect to %s failed; retrying every second", self.address)
         self.last_error = f"reconnect to {self.address} failed"
-        log.warning("%s; retrying with backoff", self.last_error)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         mid, qos = message.mid, message.qos
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # kept as a dead letter under an escaped topic
+            topic = message._topic.decode("utf-8", "backslashreplace")
 
         def ack() -> None:
             if qos > 0:
                 client.ack(mid, qos)
 
-        self.handler(message.topic, bytes(message.payload), ack)
+        self.messages += 1
+        self.busy_since = time.monotonic()
+        try:
+            # Whatever escapes here ends paho's loop: the worker counts it and reconnects,
+            # and the broker redelivers the unacknowledged message.
+            self.handler(topic, bytes(message.payload), ack)
+        finally:
+            self.busy_since = None
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait for the first successful connection (False on timeout or a fatal error)."""

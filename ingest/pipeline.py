@@ -41,6 +41,8 @@ REASONS = (
     "unknown_device",
     "unknown_decoder",
     "decode_error",
+    "unstorable",
+    "internal_error",
 )
 
 
@@ -49,6 +51,9 @@ class Accepted:
     """An uplink that became points (or, if simulated, only a raw record)."""
 
     record: UplinkRecord
+    # Where it came from, kept so a record the store refuses becomes a whole dead letter.
+    topic: str = ""
+    message: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,14 @@ class Pipeline:
         self.max_bytes = max_bytes
 
     def process(self, topic: str, message: bytes, now: datetime) -> Accepted | Rejected:
-        """Process one message; never raises for bad input."""
+        """Process one message; never raises, whatever the input (a bug becomes a dead letter)."""
+        try:
+            return self._process(topic, message, now)
+        except Exception as exc:  # a bug of ours must cost one message, never ingestion
+            detail = f"{type(exc).__name__}: {exc}"
+            return Rejected(DeadLetter(now, topic, "internal_error", detail[:500], message))
 
+    def _process(self, topic: str, message: bytes, now: datetime) -> Accepted | Rejected:
         def reject(reason: str, detail: str, device: str = "") -> Rejected:
             return Rejected(DeadLetter(now, topic, reason, detail, message, device))
 
@@ -141,7 +152,7 @@ class Pipeline:
         )
         if up.simulated:
             # Console-simulated uplinks must never reach metering data; keep them raw only.
-            return Accepted(UplinkRecord(raw, ()))
+            return Accepted(UplinkRecord(raw, ()), topic, message)
         try:
             readings = decode()
         except DecodeError as exc:
@@ -159,7 +170,7 @@ class Pipeline:
         )
         points += self._meter_points(readings, decoder_id, up.received_at)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
-        return Accepted(UplinkRecord(raw, tuple(points)))
+        return Accepted(UplinkRecord(raw, tuple(points)), topic, message)
 
     def redecode(self, raw: RawUplink) -> Accepted | Rejected:
         """A stored raw uplink decoded again with today's registry and decoders.

@@ -1,80 +1,54 @@
 """The batching sink between the MQTT callbacks and the store, and the ingest counters.
 
 MQTT callbacks only parse and decode, then hand the outcome here (paho's network thread must
-never wait for a database). One writer thread drains the queue in batches, writes them, and
-only then acknowledges the messages to the broker (QoS 1), so a crash loses nothing the broker
-has not kept. A store error is retried with backoff; the queue is bounded, so a stuck store
-pushes back on the broker instead of filling memory.
+never wait for a database). One supervised writer thread drains the queue in batches, writes
+them, and only then acknowledges the messages to the broker (QoS 1), so a crash loses nothing
+the broker has not kept. A transient store error (disk full, database down) is retried with
+backoff; a batch with a record the store can never keep (``RecordError``, or anything
+unexpected) is split in halves until that record is alone, and it becomes an ``unstorable``
+dead letter with the raw message. The queue is bounded: a stuck store pushes back on the broker
+(``submit`` times out, the message stays unacknowledged) instead of filling memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from ingest.pipeline import REASONS, Accepted, Rejected
-from storage.base import Store, StoreError
+from ingest.pipeline import Accepted, Rejected
+from ingest.stats import IngestStats
+from ingest.supervise import Worker
+from storage.base import RecordError, Store, StoreError, WriteResult
+from storage.schema import DeadLetter, UplinkRecord
 
-__all__ = ["IngestStats", "Writer"]
+__all__ = ["Writer", "storable_letter"]
 
 log = logging.getLogger("lorameter.ingest")
 
-
-class IngestStats:
-    """Counters of this process's ingest, shown in /health and on the console."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.started_at = datetime.now(UTC)
-        self.received = 0
-        self.accepted = 0
-        self.duplicates = 0
-        self.simulated = 0
-        self.rejected: Counter[str] = Counter()
-        self.store_errors = 0
-        self.last_store_error = ""
-        self.last_uplink_at: datetime | None = None
-
-    def count(self, **changes: int) -> None:
-        with self._lock:
-            for name, n in changes.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def reject(self, reason: str) -> None:
-        with self._lock:
-            self.rejected[reason] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "since": self.started_at.isoformat(),
-                "received": self.received,
-                "accepted": self.accepted,
-                "duplicates": self.duplicates,
-                "simulated": self.simulated,
-                "rejected": {r: self.rejected.get(r, 0) for r in REASONS},
-                "rejected_total": sum(self.rejected.values()),
-                "store_errors": self.store_errors,
-                "last_store_error": self.last_store_error,
-                "last_uplink_at": self.last_uplink_at.isoformat() if self.last_uplink_at else None,
-            }
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class _Item:
     outcome: Accepted | Rejected
     done: Callable[[], None] | None
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class _GiveUp(Exception):
+    """Stopping while the store still fails: leave the batch unacknowledged."""
 
 
 class Writer:
-    """Writes pipeline outcomes to the store in batches from one background thread."""
+    """Writes pipeline outcomes to the store in batches from one supervised thread."""
 
     def __init__(
         self,
@@ -90,24 +64,57 @@ class Writer:
         self.max_batch = max_batch
         self.retry_max_s = retry_max_s
         self._queue: queue.Queue[_Item | None] = queue.Queue(max_queue)
-        self._thread = threading.Thread(target=self._run, name="lorameter-writer", daemon=True)
+        self.worker = Worker("writer", self._run, on_crash=self.stats.crash)
         self._pending = 0
         self._idle = threading.Condition()
-        self._stopping = False
+        self._inflight: list[_Item] = []
+        self._give_up_at: float | None = None
+        # What /health reads: when the last write ended well, and whether writes fail now.
+        self.last_progress = time.monotonic()
+        self.failing_since: float | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self.worker.start()
 
-    def submit(self, outcome: Accepted | Rejected, done: Callable[[], None] | None = None) -> None:
-        """Queue an outcome; ``done`` runs after it is durably stored (the broker ack)."""
-        self.stats.count(received=1)
+    def submit(
+        self,
+        outcome: Accepted | Rejected,
+        done: Callable[[], None] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> bool:
+        """Queue an outcome; ``done`` runs after it is durably stored (the broker ack).
+
+        With a ``timeout``, False when the queue stayed full that long (nothing was queued).
+        """
+        try:
+            self._queue.put(_Item(outcome, done), timeout=timeout)
+        except queue.Full:
+            return False
         with self._idle:
             self._pending += 1
-        self._queue.put(_Item(outcome, done))
+        self.stats.count(received=1)
+        return True
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def oldest_age_s(self) -> float:
+        """Seconds the oldest message not yet written has waited (0 when there is none)."""
+        oldest: float | None = None
+        inflight = self._inflight
+        if inflight:
+            oldest = inflight[0].queued_at
+        with self._queue.mutex:
+            head = self._queue.queue[0] if self._queue.queue else None
+        if head is not None and (oldest is None or head.queued_at < oldest):
+            oldest = head.queued_at
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until everything submitted so far is stored; False on timeout."""
@@ -120,13 +127,28 @@ class Writer:
                 self._idle.wait(left)
         return True
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Store what is queued, then end the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Store what is queued within ``timeout``; what is left stays unacknowledged (the
+        broker redelivers it). True when everything was stored."""
+        if not self.worker.alive:
+            return self._pending == 0
+        deadline = time.monotonic() + timeout
+        self._give_up_at = deadline  # before stopping: a retry that wakes up sees it
+        self.worker.stop()
+        with contextlib.suppress(queue.Full):  # then the writer gives up at the deadline
+            self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        self.worker.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        left = self._pending
+        if left:
+            self.stats.count(unacked=left)
+            log.warning("%d messages not stored at shutdown; the broker keeps them", left)
+        return left == 0
+
+    # -- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self._inflight:  # restarted after a crash: finish the batch it held
+            self._write(self._inflight)
         while True:
             item = self._queue.get()
             if item is None:
@@ -147,36 +169,16 @@ class Writer:
                 return
 
     def _write(self, batch: list[_Item]) -> None:
-        records = [i.outcome.record for i in batch if isinstance(i.outcome, Accepted)]
-        letters = [i.outcome.letter for i in batch if isinstance(i.outcome, Rejected)]
-        delay = 0.5
-        while True:
-            try:
-                result = self.store.write_uplinks(records) if records else None
-                if letters:
-                    self.store.write_dead_letters(letters)
-                break
-            except StoreError as exc:
-                # Nothing is acknowledged until it is stored: keep the batch, retry, report.
-                self.stats.count(store_errors=1)
-                self.stats.last_store_error = str(exc)
-                log.error("store write failed, retrying in %.1f s: %s", delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
-        simulated = sum(1 for r in records if r.raw.simulated)
-        if result is not None:
-            self.stats.count(
-                accepted=result.written - simulated,
-                duplicates=result.duplicates,
-                simulated=simulated,
-            )
-        if records:
-            self.stats.last_uplink_at = max(r.raw.received_at for r in records)
-        for letter in letters:
-            self.stats.reject(letter.reason)
-            where = f" from {letter.device}" if letter.device else ""
-            log.warning("rejected message on %s%s: %s: %s", letter.topic, where, letter.reason,
-                        letter.detail)  # fmt: skip
+        self._inflight = batch
+        started = time.monotonic()
+        try:
+            self._store(batch)
+        except _GiveUp:
+            self._inflight = []
+            return  # counted by stop()
+        self._inflight = []
+        self.stats.write_seconds.observe(time.monotonic() - started)
+        self.stats.write_batch.observe(len(batch))
         for item in batch:
             if item.done is not None:
                 try:
@@ -187,3 +189,127 @@ class Writer:
             self._pending -= len(batch)
             if not self._pending:
                 self._idle.notify_all()
+
+    def _store(self, batch: list[_Item]) -> None:
+        accepted = [i.outcome for i in batch if isinstance(i.outcome, Accepted)]
+        letters = [
+            storable_letter(i.outcome.letter) for i in batch if isinstance(i.outcome, Rejected)
+        ]
+        result, unstorable = self._write_uplinks(accepted) if accepted else (WriteResult(0, 0), [])
+        letters.extend(unstorable)
+        if letters:
+            self._write_letters(letters)
+        stored = [a.record for a in accepted]
+        simulated = sum(1 for r in stored if r.raw.simulated)
+        self.stats.count(
+            accepted=max(0, result.written - simulated),
+            duplicates=result.duplicates,
+            simulated=simulated,
+        )
+        if stored:
+            self.stats.last_uplink_at = max(r.raw.received_at for r in stored)
+        for letter in letters:
+            self.stats.reject(letter.reason)
+            where = f" from {letter.device}" if letter.device else ""
+            log.warning("rejected message on %s%s: %s: %s", letter.topic, where, letter.reason,
+                        letter.detail)  # fmt: skip
+
+    def _write_uplinks(self, accepted: list[Accepted]) -> tuple[WriteResult, list[DeadLetter]]:
+        """Write the records; split around the ones the store refuses for good."""
+        try:
+            return self._retrying(self.store.write_uplinks, [a.record for a in accepted]), []
+        except RecordError as exc:
+            if len(accepted) == 1:
+                return WriteResult(0, 0), [_unstorable(accepted[0], exc)]
+        half = len(accepted) // 2
+        first, lost_first = self._write_uplinks(accepted[:half])
+        second, lost_second = self._write_uplinks(accepted[half:])
+        total = WriteResult(first.written + second.written, first.duplicates + second.duplicates)
+        return total, lost_first + lost_second
+
+    def _write_letters(self, letters: list[DeadLetter]) -> None:
+        try:
+            self._retrying(self.store.write_dead_letters, letters)
+            return
+        except RecordError as exc:
+            if len(letters) > 1:
+                half = len(letters) // 2
+                self._write_letters(letters[:half])
+                self._write_letters(letters[half:])
+                return
+            error = exc
+        # One letter the store refuses even escaped: keep its bytes at least in the log.
+        letter = letters[0]
+        log.error(
+            "cannot store a dead letter (%s) from %s: %s; raw message (hex): %s",
+            error, letter.topic, letter.detail, letter.raw.hex(),
+        )  # fmt: skip
+
+    def _retrying(self, write: Callable[[Sequence[T]], Any], items: Sequence[T]) -> Any:
+        """``write(items)`` until it works; RecordError (or anything unexpected) propagates as
+        RecordError; a transient StoreError is retried with backoff until stopping ends it."""
+        delay = 0.5
+        while True:
+            try:
+                result = write(items)
+            except RecordError:
+                self._progress()
+                raise
+            except StoreError as exc:
+                # Nothing is acknowledged until it is stored: keep the batch, retry, report.
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                self.stats.count(store_errors=1)
+                self.stats.last_store_error = str(exc)
+                log.error("store write failed, retrying in %.1f s: %s", delay, exc)
+                give_up_at = self._give_up_at
+                if give_up_at is None:
+                    self.worker.stopping.wait(delay)  # stop() wakes it up
+                else:
+                    left = give_up_at - time.monotonic()
+                    if left <= 0:
+                        raise _GiveUp from exc
+                    time.sleep(min(delay, left, 0.5))
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            except Exception as exc:  # a value the store trips over: find it, keep the rest
+                self._progress()
+                raise RecordError(f"{type(exc).__name__}: {exc}") from exc
+            self._progress()
+            return result
+
+    def _progress(self) -> None:
+        self.last_progress = time.monotonic()
+        self.failing_since = None
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _safe(text: str) -> str:
+    """Text every store can keep: control characters and lone surrogates escaped."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def storable_letter(letter: DeadLetter) -> DeadLetter:
+    """The dead letter with its texts escaped where a store could not keep them."""
+    return replace(
+        letter, topic=_safe(letter.topic), detail=_safe(letter.detail), device=_safe(letter.device)
+    )
+
+
+def _unstorable(accepted: Accepted, exc: BaseException) -> DeadLetter:
+    record: UplinkRecord = accepted.record
+    raw = record.raw
+    return storable_letter(
+        DeadLetter(
+            received_at=datetime.now(UTC),  # the record's own times may be what was refused
+            topic=accepted.topic,
+            reason="unstorable",
+            detail=f"the store refused uplink {raw.dedup_key}: {exc}",
+            raw=accepted.message or raw.payload,
+            device=raw.device,
+        )
+    )

@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 # -- building blocks ------------------------------------------------------------------------
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(settings: Settings, *, writer: bool = True) -> Store:
     from storage import StoreError, open_store
 
     try:
@@ -156,6 +156,7 @@ def _open_store(settings: Settings) -> Store:
             influx_token=settings.influx_token,
             spool_path=settings.spool_path,
             spool_max_age_s=settings.spool_max_age_s,
+            writer=writer,
         )
     except StoreError as exc:
         raise UsageError(f"store {redact_url(settings.store_url)}: {exc}") from exc
@@ -170,10 +171,22 @@ def _registry(settings: Settings) -> DeviceRegistry:
         raise UsageError(str(exc)) from exc
 
 
+def _store_identity(settings: Settings) -> str:
+    """Where this process stores, without credentials: the same after a restart."""
+    from urllib.parse import urlsplit
+
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        return f"sqlite:{Path(url.removeprefix('sqlite:///')).resolve()}"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}:{parts.port}{parts.path}|{Path(settings.spool_path).resolve()}"
+
+
 def _ingest_service(
     settings: Settings, store: Store, devices: DeviceRegistry | None = None
 ) -> IngestService:
-    from ingest.mqtt import MqttError
+    from ingest.mqtt import MqttError, default_client_id
     from ingest.service import IngestService
 
     try:
@@ -182,7 +195,8 @@ def _ingest_service(
             devices if devices is not None else _registry(settings),
             mqtt_url=settings.mqtt_url,
             topics=settings.topics,
-            client_id=settings.mqtt_client_id,
+            # at-least-once: the same id after a restart finds its persistent session again
+            client_id=settings.mqtt_client_id or default_client_id(_store_identity(settings)),
             qos=settings.mqtt_qos,
             ca_file=settings.mqtt_ca_file,
             max_message_bytes=settings.max_message_bytes,
@@ -232,6 +246,7 @@ def _serve_api(
         port=settings.api_port,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=2,  # SIGTERM ends within 10 s whatever the clients do
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found before:
@@ -296,8 +311,14 @@ def _rollup(settings: Settings, store: Any) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    # Before anything can raise SIGTERM (a fatal MQTT error does): unwind, clean up, report.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     store = _open_store(settings)
-    ingest = _ingest_service(settings, store)
+    try:
+        ingest = _ingest_service(settings, store)
+    except BaseException:
+        store.close()
+        raise
     stop = threading.Event()
     ingest.start()
     rollup = _rollup(settings, store)
@@ -313,7 +334,10 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             ingest,
             lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
         )
+    except SystemExit:
+        pass  # SIGTERM (ours on a fatal error, or the operator's): shut down below
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # shutdown is bounded; let it finish
         stop.set()
         if rollup is not None:
             rollup.stop()
@@ -331,7 +355,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    ingest.start()
+    ingest.start()  # handlers first: a SIGTERM from now on ends the loop below
     rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     try:
@@ -351,7 +375,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    store = _open_store(settings)
+    store = _open_store(settings, writer=False)  # ingest, elsewhere, holds the spool
     try:
         _serve_api(
             settings,

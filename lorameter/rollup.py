@@ -121,7 +121,7 @@ class Rollup:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1)  # points are idempotent: the next run rewrites them
 
     def _run(self) -> None:
         last_month = 0.0

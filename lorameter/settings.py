@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         description="mqtt://user:pass@host:1883 or mqtts://user:pass@host:8883 (TLS, CA-verified)",
     )
     mqtt_topics: str = Field(DEFAULT_TOPICS, description="comma-separated subscriptions")
-    mqtt_client_id: str = Field("", description="fixed client id; empty: lorameter-<host>-<pid>")
+    mqtt_client_id: str = Field("", description="client id; empty: derived from host and store")
     mqtt_ca_file: str = Field("", description="CA bundle for a broker with a private CA")
     mqtt_qos: int = Field(1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0)")
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger messages are rejected")

@@ -17,8 +17,13 @@ def open_store(
     influx_token: str = "",
     spool_path: str | Path = "./lorameter-spool.db",
     spool_max_age_s: float = 3600.0,
+    writer: bool = True,
 ) -> Store:
-    """Open the store a ``LORAMETER_STORE_URL`` names (sqlite:///path or influxdb://...)."""
+    """Open the store a ``LORAMETER_STORE_URL`` names (sqlite:///path or influxdb://...).
+
+    ``writer=False`` (``lorameter api``): InfluxDB is only read; the spool file, which one
+    writing process holds, is only looked at for /health.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from storage.sqlite import SQLiteStore
@@ -32,7 +37,11 @@ def open_store(
         from storage.influx import InfluxStore
 
         return InfluxStore(
-            url, token=influx_token, spool_path=Path(spool_path), spool_max_age_s=spool_max_age_s
+            url,
+            token=influx_token,
+            spool_path=Path(spool_path),
+            spool_max_age_s=spool_max_age_s,
+            sender=writer,
         )
     raise StoreError(
         f"unknown store URL scheme {scheme!r} in {redact_url(url)} (use sqlite:// or influxdb://)"

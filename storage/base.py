@@ -16,6 +16,7 @@ from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord
 __all__ = [
     "DeviceSummary",
     "ReadingRow",
+    "RecordError",
     "Series",
     "Store",
     "StoreError",
@@ -27,6 +28,14 @@ __all__ = [
 
 class StoreError(RuntimeError):
     """The store cannot do what was asked; the message says why and what to do."""
+
+
+class RecordError(StoreError):
+    """A record in the batch can never be stored as it is (retrying cannot help).
+
+    Writers split such a batch to find the record and keep it as an ``unstorable`` dead letter;
+    any other ``StoreError`` is transient (disk full, database down) and the batch is retried.
+    """
 
 
 @dataclass(frozen=True)

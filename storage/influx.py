@@ -1,10 +1,11 @@
 """The InfluxDB store: line protocol over the 1.x-compatible HTTP API, spooled, batched, idempotent.
 
 Writes never touch the network in the caller's thread: ``write_uplinks`` encodes the points,
-appends them to the durable spool (``storage/spool.py``) and returns; a sender thread posts the
-spool in order, in batches (by line count, or after ``flush_interval_s``), and keeps everything
-while InfluxDB is down. Reads are InfluxQL; before a read, pending lines are flushed (briefly)
-so a caller reads its own writes. The layout: ``storage/SCHEMA.md`` and ``influx_schema.py``.
+appends them to the durable spool (``storage/spool.py``) and returns; a sender thread
+(``storage/influx_sender.py``) posts the spool in order, in batches (by line count, or after
+``flush_interval_s``), and keeps everything while InfluxDB is down. Reads are InfluxQL; before
+a read, pending lines are flushed (briefly) so a caller reads its own writes. The layout:
+``storage/SCHEMA.md`` and ``influx_schema.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import itertools
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,8 +27,10 @@ from storage.base import (
     NEIGHBOUR_LOOKBACK_NS,
     DeviceSummary,
     ReadingRow,
+    RecordError,
     Series,
     StoredDeadLetter,
+    StoreError,
     StoreHealth,
     WriteResult,
 )
@@ -48,9 +50,10 @@ from storage.influx_schema import (
     stored_dead_letter_rows,
     uplink_lines,
 )
+from storage.influx_sender import Sender
 from storage.line_protocol import encode_line, quote_ident, quote_literal
 from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, to_ns
-from storage.spool import Spool, SpoolFullError
+from storage.spool import Spool
 
 __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
 
@@ -74,194 +77,83 @@ class InfluxStore:
         timeout_s: float = 10.0,
         retry_max_s: float = 5.0,
         read_flush_timeout_s: float = 5.0,
-        close_timeout_s: float = 10.0,
+        close_timeout_s: float = 2.0,
         spool_max_bytes: int | None = None,
         min_free_bytes: int = 64 * 2**20,
         dedup_keys: int = 200_000,
         create_database: bool = True,
+        sender: bool = True,
     ) -> None:
         self.target = parse_url(url, token=token)
         self.spool_max_age_s = spool_max_age_s
-        self.batch_lines = batch_lines
-        self.flush_interval_s = flush_interval_s
         self.timeout_s = timeout_s
-        self.retry_max_s = retry_max_s
         self.read_flush_timeout_s = read_flush_timeout_s
         self.close_timeout_s = close_timeout_s
         self.min_free_bytes = min_free_bytes
-        self.create_database = create_database
         self.spool = Spool(
             Path(spool_path),
             max_bytes=spool_max_bytes,
             chunk_lines=batch_lines,
             dedup_keys=dedup_keys,
+            exclusive=sender,  # one sending process per spool; readers only look at it
         )
-        self.sent_lines = 0
-        self.sent_batches = 0
-        self._cond = threading.Condition()
-        self._error: InfluxError | None = None
-        self._rejected_error = ""
-        self._attempts = 0
-        self._flush_wanted = False
-        self._pending_since = 0.0 if self.spool.rows else None  # spooled earlier: send now
-        self._backoff_until = 0.0
-        self._stopping = False
+        self.sender = Sender(
+            self.target, self.spool, batch_lines=batch_lines, flush_interval_s=flush_interval_s,
+            timeout_s=timeout_s, retry_max_s=retry_max_s, create_database=create_database,
+        )  # fmt: skip
+        self.writes = sender
         self._closed = False
         self._dead_seq = itertools.count()
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
-        if create_database:
-            self._ensure_database()
-        self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
-        self._thread.start()
+        if sender:
+            if create_database:
+                self.sender.ensure_database()
+            self.sender.start()
 
     # -- writes ------------------------------------------------------------------------------
 
     def write_uplinks(self, records: Sequence[UplinkRecord]) -> WriteResult:
+        self._check_sender()
         entries: list[tuple[str | None, Sequence[str]]] = []
         for record in records:
             try:
                 lines = uplink_lines(record)
             except ValueError as exc:
-                # Unrepresentable in line protocol (a device id with a line break, ...): keep
-                # the uplink as a dead letter rather than lose it.
-                log.warning("uplink %s cannot be stored: %s", record.raw.dedup_key, exc)
-                letter = DeadLetter(
-                    received_at=record.raw.received_at,
-                    topic="",
-                    reason="unstorable",
-                    detail=f"{exc} (device {record.raw.device!r}, key {record.raw.dedup_key})",
-                    raw=record.raw.payload,
-                    device=record.raw.device,
-                )
-                lines = [self._dead_letter_line(letter)]
+                # Not line protocol (a time past 2262, ...): the writer dead-letters the uplink.
+                raise RecordError(
+                    f"InfluxDB cannot store uplink {record.raw.dedup_key} of device"
+                    f" {record.raw.device!r}: {exc}"
+                ) from exc
             entries.append((record.raw.dedup_key, lines))
         new = self.spool.enqueue(entries)
-        self._queued()
+        self.sender.queued()
         written = sum(new)
         return WriteResult(written=written, duplicates=len(new) - written)
 
     def write_points(self, points: Sequence[Point]) -> None:
+        self._check_sender()
         lines = [encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in points]
         if lines:
             self.spool.enqueue([(None, lines)])
-            self._queued()
+            self.sender.queued()
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        self._check_sender()
         self.spool.enqueue([(None, [self._dead_letter_line(d) for d in letters])])
-        self._queued()
+        self.sender.queued()
+
+    def _check_sender(self) -> None:
+        if not self.writes:
+            raise StoreError(f"this process only reads {self.target.display}; ingest writes it")
 
     def _dead_letter_line(self, letter: DeadLetter) -> str:
         return dead_letter_line(letter, next(self._dead_seq))
 
-    def _queued(self) -> None:
-        with self._cond:
-            if self.spool.rows and self._pending_since is None:
-                self._pending_since = time.monotonic()
-            self._cond.notify_all()
-
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything spooled now; True when the spool is empty, False on failure/timeout."""
-        deadline = time.monotonic() + (self.close_timeout_s if timeout is None else timeout)
-        with self._cond:
-            if not self.spool.rows:
-                return True
-            self._flush_wanted = True
-            attempts = self._attempts
-            self._cond.notify_all()
-            while self.spool.rows and not self._stopping:
-                if self._attempts > attempts and self._error is not None:
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return not self.spool.rows
-
-    # -- the sender thread -------------------------------------------------------------------
-
-    def _wait_for_work(self) -> bool:
-        with self._cond:
-            while not self._stopping:
-                now = time.monotonic()
-                if not self.spool.rows:
-                    self._pending_since = None
-                    self._flush_wanted = False
-                    self._cond.notify_all()
-                    self._cond.wait()
-                    continue
-                if not self._flush_wanted and now < self._backoff_until:
-                    self._cond.wait(self._backoff_until - now)
-                    continue
-                due = (self._pending_since or 0.0) + self.flush_interval_s
-                if self._flush_wanted or self.spool.lines >= self.batch_lines or now >= due:
-                    return True
-                self._cond.wait(due - now)
-            return False
-
-    def _run(self) -> None:
-        client = self.target.client(timeout=self.timeout_s)
-        backoff = 0.0
-        try:
-            while self._wait_for_work():
-                try:
-                    ok = self._send_one(client)
-                except Exception as exc:  # keep the sender alive whatever happens
-                    log.exception("InfluxDB sender: unexpected error")
-                    ok, self._error = False, InfluxError("internal", f"sender failed: {exc}")
-                backoff = 0.0 if ok else min(max(backoff * 2, 0.2), self.retry_max_s)
-                with self._cond:
-                    self._attempts += 1
-                    self._backoff_until = time.monotonic() + backoff
-                    if not ok:
-                        self._flush_wanted = False
-                    self._cond.notify_all()
-        finally:
-            client.close()
-
-    def _send_one(self, client: httpx.Client) -> bool:
-        batch = self.spool.head(self.batch_lines)
-        if batch is None:
-            return True
-        try:
-            self.target.write(client, batch.body)
-        except InfluxError as exc:
-            if exc.kind == "rejected":
-                # InfluxDB 1.x wrote the points it could parse; the batch is kept aside.
-                log.error("%s; %d lines kept in %s", exc, batch.lines, self.spool.path)
-                self._rejected_error = str(exc)
-                self.spool.remove(batch, rejected=str(exc))
-                return True
-            if exc.kind == "database" and self.create_database and self._ensure_database(client):
-                return True
-            if self._error is None or str(self._error) != str(exc):
-                log.error("%s; spooling (%d lines waiting)", exc, self.spool.lines)
-            self._error = exc
-            return False
-        except SpoolFullError as exc:
-            self._error = InfluxError("spool", str(exc))
-            return False
-        self.spool.remove(batch)
-        self.sent_lines += batch.lines
-        self.sent_batches += 1
-        if self._error is not None:
-            log.warning("InfluxDB %s answers again; draining the spool", self.target.display)
-            self._error = None
-        return True
-
-    def _ensure_database(self, client: httpx.Client | None = None) -> bool:
-        own = client is None
-        http = client or self.target.client(timeout=min(self.timeout_s, 3.0))
-        try:
-            self.target.create_database(http)
-            return True
-        except InfluxError as exc:
-            log.info("could not create database %r: %s", self.target.database, exc)
-            return False
-        finally:
-            if own:
-                http.close()
+        return self.sender.flush(self.close_timeout_s if timeout is None else timeout)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -275,7 +167,7 @@ class InfluxStore:
         return client
 
     def _query(self, statements: list[str], *, sync: bool = True) -> list[dict[str, Any]]:
-        if sync and self.spool.rows:
+        if sync and self.writes and self.spool.rows:
             self.flush(self.read_flush_timeout_s)
         return self.target.query(self._client(), statements)
 
@@ -396,7 +288,7 @@ class InfluxStore:
         except InfluxError as exc:
             query_error = exc
             problems.append(str(exc))
-        write_error = self._error
+        write_error = self.sender.error
         if write_error is not None and str(write_error) not in problems:
             problems.append(f"writes fail: {write_error}")
         age = self.spool.oldest_age_s()
@@ -436,9 +328,11 @@ class InfluxStore:
                 "spool_full": self.spool.full,
                 "disk_free_bytes": free,
                 "rejected_lines": self.spool.rejected(),
-                "last_rejection": self._rejected_error or None,
-                "sent_lines": self.sent_lines,
-                "sent_batches": self.sent_batches,
+                "last_rejection": self.sender.rejected_error or None,
+                "sent_lines": self.sender.sent_lines,
+                "sent_batches": self.sender.sent_batches,
+                "sender_alive": self.sender.alive,
+                "sender_crashes": self.sender.crashes,
             },
         )
 
@@ -446,16 +340,13 @@ class InfluxStore:
         if self._closed:
             return
         self._closed = True
-        if not self.flush(self.close_timeout_s) and self.spool.rows:
+        if self.writes and not self.flush(self.close_timeout_s) and self.spool.rows:
             log.warning(
                 "%d lines stay in the spool %s; they are sent when lorameter starts again",
                 self.spool.lines,
                 self.spool.path,
             )
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout=self.timeout_s + 5)
+        self.sender.stop(join_timeout=1.0)  # bounded shutdown; the spool keeps what is unsent
         self.spool.close()
         with self._clients_lock:
             for client in self._clients:

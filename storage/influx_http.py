@@ -70,6 +70,35 @@ class InfluxTarget:
         if response.status_code != 204:
             raise self._http_error(response)
 
+    def write_lines(self, client: httpx.Client, body: str) -> list[tuple[str, str]]:
+        """Write line protocol; the lines InfluxDB refused for good, each with its error.
+
+        InfluxDB 1.x keeps the lines it can take and names only the first it refused (a
+        partial write): halves are sent again (idempotent: the same points) until each refused
+        line is alone. InfluxError for any other failure (the whole body may be sent again).
+        """
+        try:
+            self.write(client, body)
+            return []
+        except InfluxError as exc:
+            if exc.kind != "rejected":
+                raise
+            return self._isolate(client, body.split("\n"), str(exc))
+
+    def _isolate(self, client: httpx.Client, lines: list[str], error: str) -> list[tuple[str, str]]:
+        if len(lines) == 1:
+            return [(lines[0], error)]
+        half = len(lines) // 2
+        refused: list[tuple[str, str]] = []
+        for part in (lines[:half], lines[half:]):
+            try:
+                self.write(client, "\n".join(part))
+            except InfluxError as exc:
+                if exc.kind != "rejected":
+                    raise
+                refused.extend(self._isolate(client, part, str(exc)))
+        return refused
+
     def query(
         self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
     ) -> list[dict[str, Any]]:

@@ -108,10 +108,17 @@ def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return head
 
 
+# InfluxDB's time range (models.MinNanoTime / MaxNanoTime of InfluxDB 1.x: int64 minus 2).
+_MIN_NS = -(2**63) + 2
+_MAX_NS = 2**63 - 2
+
+
 def encode_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, Value], time_ns: int
 ) -> str:
     """One line: measurement, sorted tags (empty values left out), sorted fields, time in ns."""
+    if not _MIN_NS <= time_ns <= _MAX_NS:
+        raise ValueError(f"time {time_ns} ns is outside InfluxDB's range (years 1677 to 2262)")
     if not fields:
         raise ValueError(f"a {measurement} point needs at least one field")
     head = _series_key(measurement, tuple(sorted(tags.items())))

@@ -9,16 +9,22 @@ without asking InfluxDB (and rewriting it would produce the very same points any
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from storage.base import StoreError
+from storage.base import RecordError, StoreError
 
-__all__ = ["Batch", "Spool", "SpoolFullError"]
+__all__ = ["Batch", "Spool", "SpoolFullError", "SpoolInUseError"]
+
+log = logging.getLogger("lorameter.storage.spool")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -42,6 +48,10 @@ class SpoolFullError(StoreError):
     """The spool cannot grow: the disk (or the configured size limit) is full."""
 
 
+class SpoolInUseError(StoreError):
+    """Another process holds the spool: two senders on one file would send and count twice."""
+
+
 @dataclass(frozen=True)
 class Batch:
     """Lines read from the head of the spool; ``last_id`` marks them for removal."""
@@ -61,6 +71,7 @@ class Spool:
         max_bytes: int | None = None,
         chunk_lines: int = 5_000,
         dedup_keys: int = 200_000,
+        exclusive: bool = True,
     ) -> None:
         self.path = path
         self.chunk_lines = chunk_lines
@@ -68,6 +79,11 @@ class Spool:
         self.full = False
         self._lock = threading.Lock()
         self._since_prune = 0
+        # Batches sent but not yet deleted (a full disk can refuse even a DELETE): skipped by
+        # head(), deleted again at the next chance, sent once more only after a restart.
+        self._sent_through = 0
+        self._purge_failed = False
+        self._lock_file = _lock(path) if exclusive else None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -80,6 +96,8 @@ class Spool:
                 self._db.execute(f"PRAGMA max_page_count = {max(8, max_bytes // page)}")
             rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
         except (OSError, sqlite3.Error) as exc:
+            if self._lock_file is not None:
+                self._lock_file.close()
             raise StoreError(f"cannot open the InfluxDB spool {path}: {exc}") from exc
         self.rows, self.lines = int(rows), int(lines)
 
@@ -114,6 +132,8 @@ class Spool:
                         self._prune_seen()
             except sqlite3.Error as exc:
                 self._failed(exc)
+            except (UnicodeEncodeError, OverflowError) as exc:
+                raise RecordError(f"the InfluxDB spool cannot keep a line: {exc}") from exc
             self.full = False
             self.rows += len(chunks)
             self.lines += len(pending)
@@ -129,8 +149,8 @@ class Spool:
         if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
             self.full = True
             raise SpoolFullError(
-                f"the InfluxDB spool {self.path} is full ({exc}): free disk space, or get"
-                " InfluxDB answering so the spool drains"
+                f"the InfluxDB spool {self.path} is full ({exc}): free disk space (or raise its"
+                " size limit); it drains only while InfluxDB answers"
             ) from exc
         raise StoreError(f"cannot write the InfluxDB spool {self.path}: {exc}") from exc
 
@@ -139,7 +159,9 @@ class Spool:
         bodies: list[str] = []
         lines = last_id = 0
         with self._lock:
-            cursor = self._db.execute("SELECT id, lines, body FROM spool ORDER BY id")
+            cursor = self._db.execute(
+                "SELECT id, lines, body FROM spool WHERE id > ? ORDER BY id", (self._sent_through,)
+            )
             for row_id, count, body in cursor:
                 if bodies and lines + int(count) > max_lines:
                     break
@@ -149,34 +171,58 @@ class Spool:
             cursor.close()
         return Batch(last_id, lines, "\n".join(bodies)) if bodies else None
 
-    def remove(self, batch: Batch, *, rejected: str | None = None) -> None:
-        """Drop a sent batch from the spool; a rejected one is kept aside with the error."""
+    def remove(self, batch: Batch, *, rejected: Sequence[tuple[str, str]] = ()) -> None:
+        """Drop a sent batch from the spool; lines InfluxDB refused are kept aside, each with
+        its error. Never raises for a full disk: the batch counts as sent and its rows are
+        deleted at the next chance (sending goes on meanwhile)."""
         with self._lock:
-            try:
-                with self._db:
-                    if rejected is not None:
-                        self._db.execute(
-                            "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
-                            (time.time(), rejected, batch.lines, batch.body),
-                        )
-                    cursor = self._db.execute("DELETE FROM spool WHERE id <= ?", (batch.last_id,))
-            except sqlite3.Error as exc:
-                self._failed(exc)
-            self.rows = max(0, self.rows - cursor.rowcount)
+            unsent = self._db.execute(
+                "SELECT count(*) FROM spool WHERE id > ? AND id <= ?",
+                (self._sent_through, batch.last_id),
+            ).fetchone()[0]
+            self._sent_through = max(self._sent_through, batch.last_id)
+            self.rows = max(0, self.rows - int(unsent))
             self.lines = max(0, self.lines - batch.lines)
             if not self.rows:
                 self.lines = 0
+            try:
+                with self._db:
+                    if rejected:
+                        now = time.time()
+                        self._db.executemany(
+                            "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
+                            [(now, error, 1, line) for line, error in rejected],
+                        )
+                    self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
+            except sqlite3.Error as exc:
+                if not self._purge_failed:
+                    log.error(
+                        "cannot delete sent batches from the InfluxDB spool %s (%s): free disk"
+                        " space; sending goes on, and they are deleted once there is room",
+                        self.path,
+                        exc,
+                    )
+                self._purge_failed = True
+                self.full = self.full or "full" in str(exc)
+                return
+            if self._purge_failed:
+                log.warning("sent batches deleted from the spool %s again", self.path)
+            self._purge_failed = False
 
     def depth(self) -> tuple[int, int]:
         """(batches, lines) in the file now, whichever process spooled them."""
         with self._lock:
-            rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
+            rows, lines = self._db.execute(
+                "SELECT count(*), total(lines) FROM spool WHERE id > ?", (self._sent_through,)
+            ).fetchone()
         return int(rows), int(lines)
 
     def oldest_age_s(self) -> float:
         """Seconds since the oldest unsent batch was spooled; 0 when the spool is empty."""
         with self._lock:
-            row = self._db.execute("SELECT created FROM spool ORDER BY id LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT created FROM spool WHERE id > ? ORDER BY id LIMIT 1", (self._sent_through,)
+            ).fetchone()
         return max(0.0, time.time() - float(row[0])) if row else 0.0
 
     def rejected(self) -> int:
@@ -188,3 +234,29 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+
+
+def _lock(path: Path) -> IO[bytes]:
+    """Hold ``<spool>.lock`` for the life of this process's spool (flock: freed on any exit)."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - held until close()
+    except OSError as exc:
+        raise StoreError(f"cannot open the InfluxDB spool lock {lock_path}: {exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().decode(errors="replace").strip() or "?"
+        handle.close()
+        raise SpoolInUseError(
+            f"the InfluxDB spool {path} is in use by another lorameter process (pid {owner}):"
+            " give each process its own LORAMETER_SPOOL_PATH"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()).encode())
+    handle.flush()
+    return handle

@@ -17,6 +17,7 @@ from storage.base import (
     NEIGHBOUR_LOOKBACK_NS,
     DeviceSummary,
     ReadingRow,
+    RecordError,
     Series,
     StoredDeadLetter,
     StoreError,
@@ -156,8 +157,16 @@ class SQLiteStore:
             try:
                 with db:
                     yield db
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite write to {self.path} failed: {exc}") from exc
+            except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError) as exc:
+                raise RecordError(f"SQLite refused a record in {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:  # disk full, locked, I/O: the same write may work later
+                raise StoreError(
+                    f"SQLite write to {self.path} failed: {exc}; free disk space or check"
+                    " the file's permissions"
+                ) from exc
+            except (OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
+                # a value SQLite cannot bind: an integer beyond 64 bits, a lone surrogate, ...
+                raise RecordError(f"SQLite cannot store a value: {exc}") from exc
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -7,11 +7,21 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["Mosquitto", "free_port", "start_mosquitto", "stop_process", "wait_for_port"]
+__all__ = [
+    "Mosquitto",
+    "fill_disk",
+    "free_port",
+    "small_disk",
+    "start_mosquitto",
+    "stop_process",
+    "wait_for_port",
+]
 
 
 def free_port() -> int:
@@ -91,3 +101,43 @@ def start_mosquitto(workdir: Path, *, port: int | None = None, extra: str = "") 
         log.close()
         raise RuntimeError(f"mosquitto did not start; see {workdir}/mosquitto-{port}.log") from None
     return Mosquitto(port, process, config, log)
+
+
+@contextmanager
+def small_disk(path: Path, size_kib: int = 2048) -> Iterator[Path]:
+    """A real file system of ``size_kib`` (tmpfs) at ``path``, to run out of space for real.
+
+    Needs root (CI runs as root); elsewhere the test is skipped with the reason.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        import pytest
+
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_disk(path: Path) -> Path:
+    """Fill the file system of ``path`` up to the last byte; delete the file to free it."""
+    filler = path / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        chunk = b"\0" * 65536
+        try:
+            while True:
+                handle.write(chunk)
+        except OSError:
+            pass
+        try:
+            while True:
+                handle.write(b"\0")
+        except OSError:
+            pass
+    return filler

@@ -16,7 +16,9 @@ router = APIRouter(tags=["health"])
 def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, Any]:
     """Store state and durable counts; this process's ingest counters when it runs ingest.
 
-    Answers 503 when the store cannot take writes or the broker login is refused.
+    Answers 503, with the reasons in ``problems``, when the store cannot take writes, when
+    the MQTT or writer thread is dead or stalled, when store writes fail, or when the queue
+    is not draining.
     """
     state = store.health()
     body: dict[str, Any] = {
@@ -33,8 +35,8 @@ def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, 
         "ingest": ingest.health() if ingest is not None else None,
     }
     problems = [] if state.ok else [f"store: {state.detail}"]
-    if ingest is not None and ingest.fatal:
-        problems.append(f"mqtt: {ingest.fatal}")
+    if body["ingest"] is not None:
+        problems.extend(body["ingest"]["problems"])
     body["status"] = "ok" if not problems else "unhealthy"
     body["problems"] = problems
     if problems:

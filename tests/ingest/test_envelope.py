@@ -108,3 +108,61 @@ def test_chirpstack_bad_base64() -> None:
     with pytest.raises(EnvelopeError) as caught:
         parse_envelope(json.dumps(document).encode())
     assert caught.value.reason == "bad_base64"
+
+
+# -- issue 8: single messages that used to stop ingestion ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [b"[" * 100_000, b'{"uplink_message": ' + b"[" * 100_000, b'{"a":' * 100_000],
+    ids=["array", "inside-tts", "objects"],
+)
+def test_deeply_nested_json_is_an_envelope_error(message: bytes) -> None:
+    with pytest.raises(EnvelopeError, match="nested too deeply") as caught:
+        parse_envelope(message)
+    assert caught.value.reason in ("not_json", "bad_envelope")
+
+
+def _tts(**uplink: object) -> bytes:
+    document = json.loads(tts_up("wm-1", b"\x01\x02", f_cnt=7))
+    document["uplink_message"].update(uplink)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("f_cnt", [2**32, 2**63, 2**64 + 5])
+def test_frame_counter_beyond_32_bits_is_refused(f_cnt: int) -> None:
+    with pytest.raises(EnvelopeError, match="f_cnt") as caught:
+        parse_envelope(_tts(f_cnt=f_cnt))
+    assert caught.value.reason == "bad_envelope"
+    assert parse_envelope(_tts(f_cnt=2**32 - 1)).f_cnt == 2**32 - 1
+
+
+def test_chirpstack_frame_counter_beyond_32_bits_is_refused() -> None:
+    document = json.loads(chirpstack_up("a84041ffff1c0042", b"\x01"))
+    document["fCnt"] = 2**63
+    with pytest.raises(EnvelopeError, match="fCnt"):
+        parse_envelope(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:59:59Z", "1600-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"]
+)
+def test_receive_time_outside_the_storable_range_is_refused(stamp: str) -> None:
+    document = json.loads(tts_up("wm-1", b"\x01\x02", received_at=stamp))
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(json.dumps(document).encode())
+    assert caught.value.reason == "bad_envelope"
+    assert "range" in caught.value.detail
+
+
+@pytest.mark.parametrize("device_id", ["wm\ud800", "wm\r\n1", "wm\x001", "wm\x7f"])
+def test_device_ids_no_store_can_keep_are_refused(device_id: str) -> None:
+    message = json.dumps(json.loads(tts_up("x", b"\x01", dev_eui="")) | {
+        "end_device_ids": {"device_id": device_id}
+    }).encode()  # fmt: skip
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(message)
+    assert caught.value.reason == "bad_envelope"
+    caught.value.detail.encode("utf-8")  # the reason itself is storable text
+    assert "\r" not in caught.value.detail and "\x00" not in caught.value.detail

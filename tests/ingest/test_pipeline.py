@@ -295,3 +295,17 @@ def test_bridge_meter_entries_are_checked() -> None:
         parse_registry(
             {"devices": [{"device": "m", "wmbus": "KAM-12345678-1B-16", "decoder": "x"}]}
         )
+
+
+def test_a_bug_in_the_pipeline_becomes_a_dead_letter_not_an_exception(monkeypatch) -> None:
+    """Issue 8: nothing a message does may raise into paho's network thread."""
+    import ingest.pipeline
+
+    def broken(message: bytes) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(ingest.pipeline, "parse_envelope", broken)
+    outcome = Pipeline().process("t/1", b"{}", NOW)
+    assert isinstance(outcome, Rejected)
+    assert outcome.letter.reason == "internal_error"
+    assert "KeyError" in outcome.letter.detail and outcome.letter.raw == b"{}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 import pytest
 
 from storage import StoreError
+from storage.base import RecordError
 from storage.influx import InfluxStore
 from tests.influxd import Influxd, start_influxd
-from tests.services import free_port
+from tests.services import fill_disk, free_port, small_disk
 from tests.storage.records import at, record
 
 pytestmark = pytest.mark.integration
@@ -74,13 +76,13 @@ def test_writes_are_batched_by_count_and_by_time(influxd: Influxd, spool_path: P
         while _count(influxd, url) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _count(influxd, url) == 1  # ... but not longer than the flush interval
-        assert store.sent_batches == 1
+        assert store.sender.sent_batches == 1
         for minute in range(1, 201):  # 200 uplinks of 3 lines, one call each
             store.write_uplinks([record("em-1", minute)])
         assert store.flush(5)
         assert _count(influxd, url) == 201
-        assert store.sent_lines == 201 * 3
-        assert store.sent_batches <= 4, store.sent_batches
+        assert store.sender.sent_lines == 201 * 3
+        assert store.sender.sent_batches <= 4, store.sender.sent_batches
     finally:
         store.close()
 
@@ -288,14 +290,15 @@ def test_same_uplink_from_two_processes_is_stored_once(influxd: Influxd, tmp_pat
     assert _count(influxd, url, "SELECT count(f_cnt) FROM radio") == 5
 
 
-def test_unstorable_device_id_becomes_a_dead_letter(influxd: Influxd, spool_path: Path) -> None:
+def test_unstorable_uplink_is_a_record_error(influxd: Influxd, spool_path: Path) -> None:
+    """Line protocol cannot carry it: the batch fails as a whole, and nothing is spooled (the
+    writer splits it and keeps the uplink as a dead letter: tests/ingest/test_writer.py)."""
     store = _open(influxd.new_database_url(), spool_path)
     try:
-        result = store.write_uplinks([record("ends-with\\", 0), record("line\nbreak", 1)])
-        assert result.written == 2
-        letters = store.dead_letters()
-        assert sorted(d.device for d in letters) == ["ends-with\\", "line\nbreak"]
-        assert {d.reason for d in letters} == {"unstorable"}
+        for bad in (record("ends-with\\", 0), record("line\nbreak", 1)):
+            with pytest.raises(RecordError, match="cannot store uplink"):
+                store.write_uplinks([record("em-1", 5), bad])
+        assert store.health().extra["spool_depth"] == 0
         assert store.devices() == []
     finally:
         store.close()
@@ -309,9 +312,32 @@ def test_rejected_lines_are_kept_and_reported(influxd: Influxd, spool_path: Path
         store.write_uplinks([record("em-1", 1, {"custom_x": "text"})])  # a field type conflict
         assert store.flush(5)
         health = store.health()
-        assert health.extra["rejected_lines"] == 3
+        # only the refused line is kept aside (issue 8): the batch's other two were written
+        assert health.extra["rejected_lines"] == 1
         assert "field type conflict" in str(health.extra["last_rejection"])
-        assert health.uplinks == 2  # InfluxDB took the batch's other lines
+        assert health.uplinks == 2
+    finally:
+        store.close()
+
+
+def test_partial_write_sets_aside_only_the_refused_line(influxd: Influxd, spool_path: Path) -> None:
+    """Issue 8: one refused line among 600 must not send the whole batch to 'rejected'."""
+    store = _open(influxd.new_database_url(), spool_path, batch_lines=5_000)
+    try:
+        store.write_uplinks([record("em-1", 0, {"custom_x": 1.5})])
+        assert store.flush(5)
+        good = [record("em-1", 1 + m, {"energy_import_kwh": float(m)}) for m in range(200)]
+        bad = record("em-1", 500, {"custom_x": "text"})  # a field type conflict
+        store.write_uplinks([*good[:100], bad, *good[100:]])
+        assert store.flush(10)
+        health = store.health()
+        assert health.extra["rejected_lines"] == 1
+        assert health.uplinks == 202  # the bad uplink's raw and radio lines were taken too
+        rows = store.readings("em-1", at(0), at(1000), fields=["energy_import_kwh"])
+        assert len(rows) == 200
+        with sqlite3.connect(spool_path) as db:
+            (body,) = db.execute("SELECT body FROM rejected").fetchone()
+        assert 'custom_x="text"' in body and "\n" not in body
     finally:
         store.close()
 
@@ -337,3 +363,70 @@ def test_hanging_influxdb_times_out_and_spools(tmp_path: Path) -> None:
             assert health.extra["spool_depth"] == 60
         finally:
             store.close()
+
+
+def test_a_full_disk_does_not_block_the_spool_once_influxdb_answers(
+    influxd: Influxd, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 8: deleting sent batches needs free space. On a full disk the sender must go on
+    (not re-send the same batch forever), and the log must say to free disk space."""
+    url = influxd.new_database_url()
+    with small_disk(tmp_path / "disk", 4096) as disk:
+        store = _open(url, disk / "spool.db", flush_interval_s=60, batch_lines=3)
+        try:
+            for minute in range(10):
+                store.write_uplinks([record("em-1", minute)])
+            filler = fill_disk(disk)
+            assert store.flush(10)  # every batch sent although none could be deleted
+            assert _count(influxd, url) == 10
+            assert store.sender.sent_batches == 10  # each sent once, not again and again
+            health = store.health()
+            assert health.extra["spool_depth"] == 0
+            assert not health.ok and "free disk space" in health.detail
+            advice = [r.getMessage() for r in caplog.records if "cannot delete" in r.getMessage()]
+            assert len(advice) == 1 and "free disk space" in advice[0]
+            assert "get InfluxDB answering" not in caplog.text
+            filler.unlink()
+            store.write_uplinks([record("em-1", 11)])  # room again: the next send deletes
+            assert store.flush(10)
+            with sqlite3.connect(disk / "spool.db") as db:
+                assert db.execute("SELECT count(*) FROM spool").fetchone()[0] == 0
+        finally:
+            store.close()
+
+
+def test_a_second_store_on_the_same_spool_is_refused(tmp_path: Path) -> None:
+    url = f"influxdb://127.0.0.1:{free_port()}/lorameter"
+    first = _open(url, tmp_path / "spool.db", close_timeout_s=0.2)
+    try:
+        with pytest.raises(StoreError, match="in use by another lorameter process"):
+            _open(url, tmp_path / "spool.db")
+    finally:
+        first.close()
+    _open(url, tmp_path / "spool.db", close_timeout_s=0.2).close()  # free again after close
+
+
+def test_a_crash_in_the_sender_is_counted_and_survived(
+    influxd: Influxd, spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        original, calls = store.spool.head, []
+
+        def crash_once(max_lines: int):
+            calls.append(max_lines)
+            if len(calls) == 1:
+                raise RuntimeError("injected fault")
+            return original(max_lines)
+
+        monkeypatch.setattr(store.spool, "head", crash_once)
+        store.write_uplinks([record("em-1", 0)])
+        deadline = time.monotonic() + 10
+        while _count(influxd, url) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _count(influxd, url) == 1
+        extra = store.health().extra
+        assert extra["sender_crashes"] == 1 and extra["sender_alive"] is True
+    finally:
+        store.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
+from storage.alarms import AlarmStore
 from storage.base import Store
 
-__all__ = ["IngestDep", "StoreDep"]
+__all__ = ["AlarmsDep", "IngestDep", "StoreDep"]
 
 
 def get_store(request: Request) -> Store:
@@ -21,5 +22,14 @@ def get_ingest(request: Request) -> Any:
     return request.app.state.ingest
 
 
+def get_alarms(request: Request) -> AlarmStore:
+    """The alarm store; 503 when this process has none."""
+    alarms: AlarmStore | None = getattr(request.app.state, "alarms", None)
+    if alarms is None:
+        raise HTTPException(503, "alarms are not set up in this process")
+    return alarms
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+AlarmsDep = Annotated[AlarmStore, Depends(get_alarms)]
 IngestDep = Annotated[Any, Depends(get_ingest)]

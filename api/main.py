@@ -7,13 +7,15 @@ from typing import Any
 from fastapi import FastAPI
 
 import lorameter
+from api.routes import alarms as alarms_routes
 from api.routes import dead_letters, decoders, devices, health
+from storage.alarms import AlarmStore
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, ingest: Any = None) -> FastAPI:
+def create_app(store: Store, ingest: Any = None, alarms: AlarmStore | None = None) -> FastAPI:
     """The API over a store; ``ingest`` is the in-process ingest service, if any."""
     app = FastAPI(
         title="lorameter",
@@ -23,6 +25,7 @@ def create_app(store: Store, ingest: Any = None) -> FastAPI:
     )
     app.state.store = store
     app.state.ingest = ingest
-    for module in (health, devices, decoders, dead_letters):
+    app.state.alarms = alarms
+    for module in (health, devices, decoders, dead_letters, alarms_routes):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ devices:
     tags: {site: plant-3}           # site tags, on every reading
     meter_timezone: Europe/Berlin   # the zone of the meter's own clock (default UTC)
     params: {pulse_factor: 10, pulse_unit: l, pulse_offset: 1234.5, aes_key: "00..."}
+    alarms: {night_flow: {threshold: 0.01}, silent: {interval_s: 3600}, clock_drift: {enabled: 0}}
   - device: th-17                   # zero-code: the network server decodes, we map its output
     medium: water
     profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from decoders.core import MEDIA
 from decoders.profile import FieldMapping, parse_profile
+from metering.alarms import check_overrides
 
 __all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
 
@@ -55,6 +57,7 @@ class DeviceEntry(BaseModel):
     meter_timezone: str = "UTC"
     params: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)
+    alarms: dict[str, dict[str, float]] = Field(default_factory=dict)  # metering/alarms.py
 
     @field_validator("dev_eui")
     @classmethod
@@ -93,6 +96,12 @@ class DeviceEntry(BaseModel):
     def _profile(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value:
             parse_profile(value)
+        return value
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarms(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        check_overrides(value)
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.alarm_service import AlarmService
 from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttSource
 from ingest.pipeline import Pipeline
@@ -34,10 +35,14 @@ class IngestService:
         qos: int = 1,
         ca_file: str = "",
         max_message_bytes: int = 256 * 1024,
+        alarms: AlarmService | None = None,
     ) -> None:
         self.stats = IngestStats()
         self.pipeline = Pipeline(devices, max_bytes=max_message_bytes)
         self.writer = Writer(store, self.stats)
+        self.alarms = alarms
+        if alarms is not None:
+            self.writer.on_stored = alarms.on_stored
         self.mqtt = MqttSource(
             mqtt_url, topics, self._handle, client_id=client_id, qos=qos, ca_file=ca_file
         )
@@ -49,11 +54,15 @@ class IngestService:
     def start(self) -> None:
         self.writer.start()
         self.mqtt.start()
+        if self.alarms is not None:
+            self.alarms.start()
 
     def stop(self) -> None:
         """Stop receiving, then store everything already received."""
         self.mqtt.stop()
         self.writer.stop()
+        if self.alarms is not None:
+            self.alarms.stop()
 
     @property
     def fatal(self) -> str | None:
@@ -69,6 +78,7 @@ class IngestService:
                 "topics": self.mqtt.topics,
             },
             "queue_depth": self.writer.depth,
+            "alarms": self.alarms.health() if self.alarms is not None else None,
             **self.stats.snapshot(),
         }
 

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +94,8 @@ class Writer:
         self._pending = 0
         self._idle = threading.Condition()
         self._stopping = False
+        # Called with each stored batch's outcomes, before the broker acks (the alarm engine).
+        self.on_stored: Callable[[Sequence[Accepted | Rejected]], None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -163,6 +165,8 @@ class Writer:
                 log.error("store write failed, retrying in %.1f s: %s", delay, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
+        if self.on_stored is not None:
+            self.on_stored([i.outcome for i in batch])
         simulated = sum(1 for r in records if r.raw.simulated)
         if result is not None:
             self.stats.count(

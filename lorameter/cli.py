@@ -113,21 +113,54 @@ def _registry(settings: Settings) -> Any:
 
 
 def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
+    from ingest.alarm_service import AlarmService, mqtt_publisher
+    from ingest.alarms import AlarmEngine
     from ingest.mqtt import MqttError
+    from ingest.notify import Notifier
     from ingest.service import IngestService
 
+    devices = devices if devices is not None else _registry(settings)
+    alarms = _alarm_store(settings)
+    notifier = Notifier(
+        alarms,
+        topic=settings.alarm_mqtt_topic,
+        webhook_url=settings.alarm_webhook_url,
+        secret=settings.alarm_webhook_secret,
+        retry_max_s=settings.alarm_retry_max_s,
+    )
+    service = AlarmService(AlarmEngine(alarms, devices, store), notifier,
+                           sweep_s=settings.alarm_sweep_s)  # fmt: skip
     try:
-        return IngestService(
+        ingest = IngestService(
             store,
-            devices if devices is not None else _registry(settings),
+            devices,
             mqtt_url=settings.mqtt_url,
             topics=settings.topics,
             client_id=settings.mqtt_client_id,
             qos=settings.mqtt_qos,
             ca_file=settings.mqtt_ca_file,
             max_message_bytes=settings.max_message_bytes,
+            alarms=service,
         )
     except MqttError as exc:
+        raise UsageError(str(exc)) from exc
+    if settings.alarm_mqtt_topic:
+        notifier.publish = mqtt_publisher(ingest.mqtt.client)
+    return ingest
+
+
+def _alarm_store(settings: Settings) -> Any:
+    """The alarm tables (the SQLite store's file, or a sidecar next to the InfluxDB spool)."""
+    from storage import StoreError
+    from storage.alarms import SQLiteAlarms, alarm_db_path
+
+    channels = (("mqtt",) if settings.alarm_mqtt_topic else ()) + (
+        ("webhook",) if settings.alarm_webhook_url else ()
+    )
+    path = alarm_db_path(settings.store_url, settings.spool_path)
+    try:
+        return SQLiteAlarms(path, channels=channels)
+    except StoreError as exc:
         raise UsageError(str(exc)) from exc
 
 
@@ -150,8 +183,9 @@ def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
+    alarms = ingest.alarms.engine.alarms if ingest is not None else _alarm_store(settings)
     config = uvicorn.Config(
-        create_app(store, ingest),
+        create_app(store, ingest, alarms),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",

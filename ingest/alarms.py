@@ -1,0 +1,281 @@
+"""The alarm engine: evaluates metering/alarms.py's rules at ingest and in a periodic sweep.
+
+At ingest (after a batch is stored) every new uplink's readings are checked against the flag
+rules, the uplink against the frame-counter and clock rules, and dead letters of known devices
+count towards ``undecodable``. The sweep (``sweep(now)``, ``now`` passed in) finds silent
+meters and consumption patterns. All alarm times come from the data, so replaying the same
+uplinks yields the same alarms; an uplink not newer than the device's last one (a redelivery)
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from decoders.core import MEDIA
+from ingest.devices import DeviceEntry, DeviceRegistry
+from ingest.envelope import EnvelopeError, parse_envelope
+from ingest.pipeline import Accepted, Rejected
+from metering.alarms import (
+    HOUR_NS,
+    Facts,
+    Floats,
+    Ints,
+    Rule,
+    Trigger,
+    learn_interval,
+    rules_for,
+    thresholds,
+    transition,
+)
+from storage.alarms import DeviceMemory, SQLiteAlarms
+from storage.base import Store, StoreError
+from storage.schema import DeadLetter, UplinkRecord, to_ns
+
+__all__ = ["AlarmEngine", "hourly_consumption"]
+
+log = logging.getLogger("lorameter.alarms")
+
+RECENT = 16  # uplink times kept per device to learn its interval
+# Dead letters that say something about a device's payloads (fPort 0 is LoRaWAN MAC traffic).
+_DEVICE_REASONS = ("decode_error", "unknown_decoder", "bad_base64")
+_PRIMARY = "volume_m3"
+_REVERSE = "volume_reverse_m3"
+
+
+class AlarmEngine:
+    """Applies the rules to what ingest stores and to the periodic sweep."""
+
+    def __init__(
+        self,
+        alarms: SQLiteAlarms,
+        devices: DeviceRegistry | None,
+        store: Store,
+        *,
+        timezone: str = "Europe/Berlin",
+    ) -> None:
+        self.alarms = alarms
+        self.devices = devices or DeviceRegistry()
+        self.store = store
+        self.timezone = timezone
+        self._lock = threading.Lock()
+        self._memory = alarms.memories()
+
+    # -- at ingest ---------------------------------------------------------------------------
+
+    def on_stored(self, outcomes: Sequence[Accepted | Rejected]) -> None:
+        """Evaluate a stored batch, in the order of the data's own times."""
+        events: list[tuple[int, int, Accepted | Rejected]] = []
+        for n, outcome in enumerate(outcomes):
+            if isinstance(outcome, Accepted):
+                if not outcome.record.raw.simulated:
+                    events.append((to_ns(outcome.record.raw.received_at), n, outcome))
+            elif outcome.letter.device and outcome.letter.reason in _DEVICE_REASONS:
+                events.append((_letter_ns(outcome.letter), n, outcome))
+        with self._lock:
+            for _, _, outcome in sorted(events, key=lambda e: (e[0], e[1])):
+                try:
+                    if isinstance(outcome, Accepted):
+                        self._uplink(outcome.record)
+                    else:
+                        self._dead_letter(outcome.letter)
+                except StoreError as exc:  # alarms must never stop ingest
+                    log.error("alarm evaluation failed: %s", exc)
+
+    def _uplink(self, record: UplinkRecord) -> None:
+        raw = record.raw
+        at = to_ns(raw.received_at)
+        memory = self._memory.get(raw.device) or DeviceMemory()
+        if at <= memory.last_ns:
+            return  # a redelivery, or older than what was evaluated: the result would not change
+        entry = self.devices.find(raw.device, raw.dev_eui)
+        memory.medium = raw.medium
+        memory.site = _site(entry, record)
+        readings = sorted(
+            (p for p in record.points if p.measurement in MEDIA), key=lambda p: p.time
+        )
+        for point in readings:
+            point_ns = to_ns(point.time)
+            if point_ns <= memory.flags_ns:
+                continue
+            facts = Facts(time_ns=point_ns, values=point.fields)
+            self._evaluate(raw.device, Trigger.READING, facts, memory, entry)
+            memory.flags_ns = point_ns
+        drift = None
+        if readings and readings[-1].time != raw.received_at:
+            drift = (raw.received_at - readings[-1].time).total_seconds()
+        facts = Facts(
+            time_ns=at,
+            f_cnt=raw.f_cnt,
+            previous_f_cnt=memory.last_f_cnt,
+            drift_s=drift,
+            dead_streak=0,
+            last_uplink_ns=at,
+            interval_s=1.0,  # an uplink just came: not silent, whatever the interval
+        )
+        self._evaluate(raw.device, Trigger.UPLINK, facts, memory, entry)
+        # The next uplink clears a silent meter and a run of dead letters.
+        self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
+        self._evaluate(raw.device, Trigger.DEAD_LETTER, facts, memory, entry)
+        memory.last_ns, memory.last_f_cnt, memory.dead_streak = at, raw.f_cnt, 0
+        memory.recent_ns = [*memory.recent_ns, at][-RECENT:]
+        self._remember(raw.device, memory)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        at = _letter_ns(letter)
+        memory = self._memory.get(letter.device) or DeviceMemory()
+        if at <= max(memory.dead_ns, memory.last_ns):
+            return
+        memory.dead_streak += 1
+        memory.dead_ns = at
+        entry = self.devices.find(letter.device, "")
+        facts = Facts(time_ns=at, dead_streak=memory.dead_streak)
+        self._evaluate(letter.device, Trigger.DEAD_LETTER, facts, memory, entry)
+        self._remember(letter.device, memory)
+
+    def _remember(self, device: str, memory: DeviceMemory) -> None:
+        self._memory[device] = memory
+        self.alarms.remember(device, memory)
+
+    def _evaluate(
+        self,
+        device: str,
+        trigger: Trigger,
+        facts: Facts,
+        memory: DeviceMemory,
+        entry: DeviceEntry | None,
+        only: tuple[str, ...] = (),
+    ) -> None:
+        for rule in rules_for(trigger, memory.medium):
+            if only and rule.kind not in only:
+                continue
+            limits = self._limits(rule, entry)
+            if not limits["enabled"]:
+                continue
+            verdict = rule.condition(facts, limits)
+            active = self.alarms.active(device, rule.kind)
+            step = transition(active is not None, verdict)
+            if step is None or verdict is None:
+                continue
+            if step == "raise":
+                log.warning("alarm %s on %s: %s", rule.kind, device, verdict.reason)
+            self.alarms.change(
+                step,
+                device=device,
+                kind=rule.kind,
+                at_ns=verdict.at_ns,
+                reason=verdict.reason,
+                value=verdict.value,
+                medium=memory.medium,
+                site=memory.site,
+            )
+
+    def _limits(self, rule: Rule, entry: DeviceEntry | None) -> dict[str, float]:
+        return thresholds(rule, entry.alarms if entry else {})
+
+    # -- the sweep ---------------------------------------------------------------------------
+
+    def sweep(self, now: datetime) -> None:
+        """Silent meters and consumption patterns of every device, as of ``now``."""
+        now_ns = to_ns(now)
+        with self._lock:
+            devices = dict(self._memory)
+        for device, memory in devices.items():
+            try:
+                self._sweep_device(device, memory, now, now_ns)
+            except StoreError as exc:
+                log.error("alarm sweep of %s failed: %s", device, exc)
+
+    def _sweep_device(self, device: str, memory: DeviceMemory, now: datetime, now_ns: int) -> None:
+        entry = self.devices.find(device, "")
+        rules = {r.kind: r for r in rules_for(Trigger.SWEEP, memory.medium)}
+        silent = self._limits(rules["silent"], entry)
+        interval = silent["interval_s"] or _learnt(memory.recent_ns)
+        facts = Facts(time_ns=now_ns, last_uplink_ns=memory.last_ns or None, interval_s=interval)
+        flows = [k for k in ("continuous_flow", "night_flow", "reverse_flow") if k in rules]
+        if flows:
+            days = 1 + max(
+                self._limits(rules["continuous_flow"], entry)["hours"] / 24,
+                self._limits(rules["night_flow"], entry)["nights"],
+                self._limits(rules["reverse_flow"], entry)["hours"] / 24,
+            )
+            start = now - timedelta(days=math.ceil(days))
+            rows = self.store.readings(device, start, now, [_PRIMARY, _REVERSE], 100_000)
+            series = {
+                name: (
+                    np.array([to_ns(r.time) for r in rows if name in r.values], dtype=np.int64),
+                    np.array([float(r.values[name]) for r in rows if name in r.values]),
+                )
+                for name in (_PRIMARY, _REVERSE)
+            }
+            hours_ns = _hour_grid(to_ns(start), now_ns)
+            hourly = hourly_consumption(*series[_PRIMARY], hours_ns)
+            reverse = hourly_consumption(*series[_REVERSE], hours_ns)
+            facts = Facts(
+                time_ns=now_ns,
+                last_uplink_ns=facts.last_uplink_ns,
+                interval_s=facts.interval_s,
+                hours_ns=hours_ns,
+                hourly=hourly,
+                reverse_hourly=reverse if len(series[_REVERSE][0]) else None,
+                bidirectional=bool(entry.params.get("bidirectional")) if entry else False,
+                tz=_zone(entry, self.timezone),
+            )
+        with self._lock:
+            current = self._memory.get(device, memory)
+            if current.last_ns != memory.last_ns:
+                return  # an uplink came meanwhile; the next sweep sees it
+            self._evaluate(device, Trigger.SWEEP, facts, current, entry)
+
+
+def hourly_consumption(times_ns: Ints, values: Floats, hours_ns: Ints) -> Floats:
+    """Consumption in each hour [h, h+1 h) of ``hours_ns`` from register readings (signed).
+
+    The register at each hour bound is interpolated between the readings on either side; a
+    bound outside the readings is unknown (NaN), and so are the hours next to it. Interim:
+    replaced by metering's consumption (rollover, exchange, reset rules) once that lands.
+    """
+    bounds = np.append(hours_ns, hours_ns[-1] + HOUR_NS) if len(hours_ns) else hours_ns
+    if len(times_ns) < 2:
+        return np.full(len(hours_ns), np.nan)
+    order = np.argsort(times_ns, kind="stable")
+    t, v = times_ns[order].astype(np.float64), values[order].astype(np.float64)
+    at = np.interp(bounds.astype(np.float64), t, v)
+    at[(bounds < times_ns.min()) | (bounds > times_ns.max())] = np.nan
+    return np.diff(at)
+
+
+def _hour_grid(start_ns: int, end_ns: int) -> Ints:
+    first = start_ns - start_ns % HOUR_NS
+    return np.arange(first, end_ns - HOUR_NS + 1, HOUR_NS, dtype=np.int64)
+
+
+def _learnt(recent_ns: list[int]) -> float | None:
+    return learn_interval(np.array(recent_ns, dtype=np.int64))
+
+
+def _letter_ns(letter: DeadLetter) -> int:
+    """A dead letter's time from its envelope (the network server's), else its arrival."""
+    try:
+        return to_ns(parse_envelope(letter.raw).received_at)
+    except EnvelopeError:
+        return to_ns(letter.received_at)
+
+
+def _site(entry: DeviceEntry | None, record: UplinkRecord) -> str:
+    if entry and "site" in entry.tags:
+        return entry.tags["site"]
+    for point in record.points:
+        if "site" in point.tags:
+            return point.tags["site"]
+    return ""
+
+
+def _zone(entry: DeviceEntry | None, default: str) -> str:
+    return entry.meter_timezone if entry and entry.meter_timezone != "UTC" else default

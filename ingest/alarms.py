@@ -100,9 +100,10 @@ class AlarmEngine:
         readings = sorted(
             (p for p in record.points if p.measurement in MEDIA), key=lambda p: p.time
         )
+        evaluated = memory.flags_ns
         for point in readings:
             point_ns = to_ns(point.time)
-            if point_ns <= memory.flags_ns:
+            if point_ns <= evaluated:
                 continue
             facts = Facts(time_ns=point_ns, values=point.fields)
             self._evaluate(raw.device, Trigger.READING, facts, memory, entry)

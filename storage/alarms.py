@@ -245,7 +245,8 @@ class SQLiteAlarms:
                 )
                 alarm_id = int(cursor.lastrowid or 0)
                 event = "raised"
-            elif step == "repeat" and current is not None:
+            elif step == "repeat" and current is not None and at_ns > int(row[7]):
+                # Only newer data repeats: a sweep that looks again at the same data does not.
                 db.execute(
                     "UPDATE alarms SET count = count + 1, last_seen_ns = max(last_seen_ns, ?),"
                     " reason = ?, value = ? WHERE id = ?",

@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HASH   := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 RUN    := $(VENV)/.runtime-$(HASH)
+DEMO   := $(VENV)/.demo-$(HASH)
 STAMP  := $(VENV)/.dev-$(HASH)
 
 .PHONY: demo test test-fast check fmt lint type bench new-decoder services clean
@@ -16,12 +17,17 @@ $(RUN): pyproject.toml  # lorameter itself: all the demo needs
 	@rm -f $(VENV)/.runtime-*
 	@touch $@
 
-$(STAMP): $(RUN)  # plus the test and lint tools
+$(DEMO): $(RUN)  # plus the demo extra (amqtt, the embedded broker when mosquitto is missing)
+	$(BIN)/pip install --quiet -e '.[demo]'
+	@rm -f $(VENV)/.demo-*
+	@touch $@
+
+$(STAMP): $(RUN)  # plus the test and lint tools (and the demo extra, which tests exercise)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.dev-*
 	@touch $@
 
-demo: $(RUN)  ## the demo: embedded broker, simulated fleet, API on http://127.0.0.1:8000
+demo: $(DEMO)  ## the demo: embedded broker, simulated fleet, API on http://127.0.0.1:8000
 	$(BIN)/lorameter demo
 
 services:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from metering.meter import MeterConfig
 from storage.alarms import AlarmStore
 from storage.base import Store
 
-__all__ = ["AlarmsDep", "IngestDep", "StoreDep"]
+__all__ = ["AlarmsDep", "IngestDep", "MetersDep", "SiteZoneDep", "StoreDep"]
 
 
 def get_store(request: Request) -> Store:
@@ -33,3 +35,19 @@ def get_alarms(request: Request) -> AlarmStore:
 StoreDep = Annotated[Store, Depends(get_store)]
 AlarmsDep = Annotated[AlarmStore, Depends(get_alarms)]
 IngestDep = Annotated[Any, Depends(get_ingest)]
+
+
+def get_meters(request: Request) -> Mapping[str, MeterConfig]:
+    """Metering settings of the registered devices, by device id."""
+    meters: Mapping[str, MeterConfig] = request.app.state.meters
+    return meters
+
+
+def get_site_zone(request: Request) -> str:
+    """The site's time zone (``LORAMETER_TIMEZONE``) for calendar intervals."""
+    zone: str = request.app.state.timezone
+    return zone
+
+
+MetersDep = Annotated[Mapping[str, MeterConfig], Depends(get_meters)]
+SiteZoneDep = Annotated[str, Depends(get_site_zone)]

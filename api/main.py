@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 
 import lorameter
 from api.routes import alarms as alarms_routes
-from api.routes import dead_letters, decoders, devices, health
+from api.routes import consumption, dead_letters, decoders, devices, health
+from metering.meter import MeterConfig
 from storage.alarms import AlarmStore
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, ingest: Any = None, alarms: AlarmStore | None = None) -> FastAPI:
-    """The API over a store; ``ingest`` is the in-process ingest service, if any."""
+def create_app(
+    store: Store,
+    ingest: Any = None,
+    *,
+    meters: Mapping[str, MeterConfig] | None = None,
+    timezone: str = "Europe/Berlin",
+    alarms: AlarmStore | None = None,
+) -> FastAPI:
+    """The API over a store; ``ingest`` is the in-process ingest service, if any.
+
+    ``meters``: the registry's metering settings per device; ``timezone``: the site's zone;
+    ``alarms``: the alarm tables (None: the alarm routes answer 503).
+    """
     app = FastAPI(
         title="lorameter",
         version=lorameter.__version__,
@@ -25,7 +38,9 @@ def create_app(store: Store, ingest: Any = None, alarms: AlarmStore | None = Non
     )
     app.state.store = store
     app.state.ingest = ingest
+    app.state.meters = dict(meters or {})
+    app.state.timezone = timezone
     app.state.alarms = alarms
-    for module in (health, devices, decoders, dead_letters, alarms_routes):
+    for module in (health, devices, consumption, decoders, dead_letters, alarms_routes):
         app.include_router(module.router)
     return app

@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine
-from ingest import simulator
+from lorameter.demo import simulator
 from tests.services import free_port, start_mosquitto
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine
-from ingest import simulator
 from ingest.devices import parse_registry
 from ingest.pipeline import Accepted, Pipeline
+from lorameter.demo import simulator
 from storage.sqlite import SQLiteStore
 
 

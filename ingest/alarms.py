@@ -34,11 +34,12 @@ from metering.alarms import (
     thresholds,
     transition,
 )
+from metering.meter import MeterConfig, device_consumption
 from storage.alarms import DeviceMemory, SQLiteAlarms
-from storage.base import Store, StoreError
+from storage.base import Series, Store, StoreError
 from storage.schema import DeadLetter, UplinkRecord, to_ns
 
-__all__ = ["AlarmEngine", "hourly_consumption"]
+__all__ = ["AlarmEngine", "signed_hourly_change"]
 
 log = logging.getLogger("lorameter.alarms")
 
@@ -196,37 +197,37 @@ class AlarmEngine:
     def _sweep_device(self, device: str, memory: DeviceMemory, now: datetime, now_ns: int) -> None:
         entry = self.devices.find(device, "")
         rules = {r.kind: r for r in rules_for(Trigger.SWEEP, memory.medium)}
-        silent = self._limits(rules["silent"], entry)
-        interval = silent["interval_s"] or _learnt(memory.recent_ns)
+        registered = entry.expected_interval_s if entry else None
+        interval = registered or _learnt(memory.recent_ns)
         facts = Facts(time_ns=now_ns, last_uplink_ns=memory.last_ns or None, interval_s=interval)
-        flows = [k for k in ("continuous_flow", "night_flow", "reverse_flow") if k in rules]
-        if flows:
+        if "continuous_flow" in rules:  # the consumption patterns (water)
             days = 1 + max(
                 self._limits(rules["continuous_flow"], entry)["hours"] / 24,
                 self._limits(rules["night_flow"], entry)["nights"],
                 self._limits(rules["reverse_flow"], entry)["hours"] / 24,
             )
             start = now - timedelta(days=math.ceil(days))
-            rows = self.store.readings(device, start, now, [_PRIMARY, _REVERSE], 100_000)
-            series = {
-                name: (
-                    np.array([to_ns(r.time) for r in rows if name in r.values], dtype=np.int64),
-                    np.array([float(r.values[name]) for r in rows if name in r.values]),
-                )
-                for name in (_PRIMARY, _REVERSE)
-            }
             hours_ns = _hour_grid(to_ns(start), now_ns)
-            hourly = hourly_consumption(*series[_PRIMARY], hours_ns)
-            reverse = hourly_consumption(*series[_REVERSE], hours_ns)
+            bounds = np.append(hours_ns, hours_ns[-1] + HOUR_NS)
+            config = entry.meter_config() if entry else MeterConfig()
+            primary = self.store.series(_PRIMARY, start, now, devices=[device]).get(device)
+            reverse = self.store.series(_REVERSE, start, now, devices=[device]).get(device)
+            bidirectional = bool(entry.params.get("bidirectional")) if entry else False
             facts = Facts(
                 time_ns=now_ns,
                 last_uplink_ns=facts.last_uplink_ns,
                 interval_s=facts.interval_s,
                 hours_ns=hours_ns,
-                hourly=hourly,
-                reverse_hourly=reverse if len(series[_REVERSE][0]) else None,
-                bidirectional=bool(entry.params.get("bidirectional")) if entry else False,
-                tz=_zone(entry, self.timezone),
+                hourly=(
+                    signed_hourly_change(primary, bounds)
+                    if bidirectional
+                    else _measured(config, _PRIMARY, primary, bounds)
+                ),
+                reverse_hourly=None
+                if reverse is None
+                else _measured(config, _REVERSE, reverse, bounds),
+                bidirectional=bidirectional,
+                tz=entry.meter_timezone if entry and entry.meter_timezone else self.timezone,
             )
         with self._lock:
             current = self._memory.get(device, memory)
@@ -235,20 +236,25 @@ class AlarmEngine:
             self._evaluate(device, Trigger.SWEEP, facts, current, entry)
 
 
-def hourly_consumption(times_ns: Ints, values: Floats, hours_ns: Ints) -> Floats:
-    """Consumption in each hour [h, h+1 h) of ``hours_ns`` from register readings (signed).
+def _measured(config: MeterConfig, name: str, series: Series | None, bounds: Ints) -> Floats:
+    """metering's consumption per hour; hours not ``measured`` (gaps, edges) are unknown."""
+    if series is None or len(series) < 2:
+        return np.full(len(bounds) - 1, np.nan)
+    _, hours = device_consumption(config, name, series.times_ns, series.values, bounds)
+    return np.where(hours.status == "measured", hours.consumption, np.nan)
 
-    The register at each hour bound is interpolated between the readings on either side; a
-    bound outside the readings is unknown (NaN), and so are the hours next to it. Interim:
-    replaced by metering's consumption (rollover, exchange, reset rules) once that lands.
+
+def signed_hourly_change(series: Series | None, bounds: Ints) -> Floats:
+    """The net change of a bidirectional register in each hour between ``bounds`` (signed).
+
+    Not consumption (metering never lets a register run backwards): the register at each bound,
+    interpolated between the readings on either side; a bound outside the readings is unknown.
     """
-    bounds = np.append(hours_ns, hours_ns[-1] + HOUR_NS) if len(hours_ns) else hours_ns
-    if len(times_ns) < 2:
-        return np.full(len(hours_ns), np.nan)
-    order = np.argsort(times_ns, kind="stable")
-    t, v = times_ns[order].astype(np.float64), values[order].astype(np.float64)
-    at = np.interp(bounds.astype(np.float64), t, v)
-    at[(bounds < times_ns.min()) | (bounds > times_ns.max())] = np.nan
+    if series is None or len(series) < 2:
+        return np.full(len(bounds) - 1, np.nan)
+    times = series.times_ns
+    at = np.interp(bounds.astype(np.float64), times.astype(np.float64), series.values)
+    at[(bounds < times.min()) | (bounds > times.max())] = np.nan
     return np.diff(at)
 
 
@@ -276,7 +282,3 @@ def _site(entry: DeviceEntry | None, record: UplinkRecord) -> str:
         if "site" in point.tags:
             return point.tags["site"]
     return ""
-
-
-def _zone(entry: DeviceEntry | None, default: str) -> str:
-    return entry.meter_timezone if entry and entry.meter_timezone != "UTC" else default

@@ -8,9 +8,15 @@ devices:
     medium: water                   # else the decoder's own medium
     meter: WM-2024-000731           # meter number, a tag on every reading
     tags: {site: plant-3}           # site tags, on every reading
-    meter_timezone: Europe/Berlin   # the zone of the meter's own clock (default UTC)
+    meter_timezone: Europe/Berlin   # the meter's clock and its calendar (default: UTC clock,
+                                    # LORAMETER_TIMEZONE calendar)
     params: {pulse_factor: 10, pulse_unit: l, pulse_offset: 1234.5, aes_key: "00..."}
-    alarms: {night_flow: {threshold: 0.01}, silent: {interval_s: 3600}, clock_drift: {enabled: 0}}
+    expected_interval_s: 900        # how often it reports (else learnt from its readings)
+    registers: {volume_m3: {rollover: 100000}}   # overrides of the decoder's declaration
+    exchanges:                      # meter exchanges, for consumption across them
+      - {at: 2026-05-04T10:30:00+02:00, old_end: {volume_m3: 1234.567},
+         new_start: {volume_m3: 0.012}, new_meter: WM-2026-000042}
+    alarms: {night_flow: {threshold: 0.01}, silent: {factor: 4}, clock_drift: {enabled: 0}}
   - device: th-17                   # zero-code: the network server decodes, we map its output
     medium: water
     profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,11 +35,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from decoders.core import MEDIA
+from decoders import registry as decoder_registry
+from decoders.core import MEDIA, VOCABULARY, Kind
 from decoders.profile import FieldMapping, parse_profile
 from metering.alarms import check_overrides
+from metering.meter import Exchange, MeterConfig
+from metering.register import RegisterModel
 
-__all__ = ["DeviceEntry", "DeviceRegistry", "RegistryError", "load_registry", "parse_registry"]
+__all__ = [
+    "DeviceEntry",
+    "DeviceRegistry",
+    "ExchangeEntry",
+    "RegisterEntry",
+    "RegistryError",
+    "load_registry",
+    "parse_registry",
+]
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED_TAGS = {"device", "meter", "decoder"}
@@ -41,6 +58,54 @@ _RESERVED_TAGS = {"device", "meter", "decoder"}
 
 class RegistryError(ValueError):
     """The registry file cannot be used; the message names the entry and the problem."""
+
+
+def _counter(name: str) -> str:
+    spec = VOCABULARY.get(name)
+    if spec is None or spec.kind is not Kind.COUNTER:
+        raise ValueError(f"{name!r} is not a register (a counter field of the vocabulary)")
+    return name
+
+
+class RegisterEntry(BaseModel):
+    """Registry overrides of how one register behaves (see ``decoders.core.Register``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rollover: float | None = Field(None, gt=0)
+    delta: bool | None = None
+    tolerance: float | None = Field(None, ge=0)
+
+
+class ExchangeEntry(BaseModel):
+    """A meter exchange: when, the old meter's last registers and the new meter's first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+    old_end: dict[str, float]
+    new_start: dict[str, float]
+    new_meter: str = ""
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give the exchange time with its offset, e.g. 2026-05-04T10:30+02:00")
+        return value
+
+    @field_validator("old_end", "new_start")
+    @classmethod
+    def _registers(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            _counter(name)
+        return value
+
+    @model_validator(mode="after")
+    def _both(self) -> ExchangeEntry:
+        if set(self.old_end) != set(self.new_start):
+            raise ValueError("old_end and new_start must name the same registers")
+        return self
 
 
 class DeviceEntry(BaseModel):
@@ -54,9 +119,12 @@ class DeviceEntry(BaseModel):
     medium: str = ""
     meter: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
-    meter_timezone: str = "UTC"
+    meter_timezone: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)
+    expected_interval_s: float | None = Field(None, gt=0)
+    registers: dict[str, RegisterEntry] = Field(default_factory=dict)
+    exchanges: list[ExchangeEntry] = Field(default_factory=list)
     alarms: dict[str, dict[str, float]] = Field(default_factory=dict)  # metering/alarms.py
 
     @field_validator("dev_eui")
@@ -82,9 +150,26 @@ class DeviceEntry(BaseModel):
                 raise ValueError(f"tag {key!r}: use lowercase words, not device/meter/decoder")
         return value
 
+    @field_validator("registers")
+    @classmethod
+    def _register_names(cls, value: dict[str, RegisterEntry]) -> dict[str, RegisterEntry]:
+        for name in value:
+            _counter(name)
+        return value
+
+    @field_validator("exchanges")
+    @classmethod
+    def _in_order(cls, value: list[ExchangeEntry]) -> list[ExchangeEntry]:
+        times = [e.at for e in value]
+        if times != sorted(times) or len(set(times)) != len(times):
+            raise ValueError("list exchanges oldest first, each at its own time")
+        return value
+
     @field_validator("meter_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
+        if not value:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -126,7 +211,32 @@ class DeviceEntry(BaseModel):
 
     @property
     def timezone(self) -> tzinfo:
-        return UTC if self.meter_timezone == "UTC" else ZoneInfo(self.meter_timezone)
+        """The zone of the meter's own clock (UTC unless the registry says)."""
+        return UTC if self.meter_timezone in ("", "UTC") else ZoneInfo(self.meter_timezone)
+
+    def meter_config(self) -> MeterConfig:
+        """What metering needs of this device: the decoder's registers with our overrides."""
+        decoder = decoder_registry.by_id(self.decoder) if self.decoder else None
+        declared = dict(decoder.registers) if decoder is not None else {}
+        registers = {}
+        for name in {*declared, *self.registers}:
+            base = declared.get(name)
+            override = self.registers.get(name, RegisterEntry())
+            registers[name] = RegisterModel(
+                rollover=override.rollover or (base.rollover if base else None),
+                delta=override.delta if override.delta is not None else bool(base and base.delta),
+                tolerance=override.tolerance,
+            )
+        return MeterConfig(
+            timezone=self.meter_timezone,
+            expected_interval_s=self.expected_interval_s,
+            registers=registers,
+            exchanges=tuple(
+                Exchange(e.at, e.old_end, e.new_start, e.new_meter) for e in self.exchanges
+            ),
+            meter=self.meter,
+            tags=self.tags,
+        )
 
     def decoder_params(self) -> dict[str, Any]:
         """Parameters handed to the decoder: the entry's params plus its medium."""
@@ -155,6 +265,10 @@ class DeviceRegistry:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def meter_configs(self) -> dict[str, MeterConfig]:
+        """Metering settings of every registered device, by its id in the store."""
+        return {entry.name: entry.meter_config() for entry in self.entries}
 
 
 def parse_registry(document: Mapping[str, Any] | None, source: str = "registry") -> DeviceRegistry:

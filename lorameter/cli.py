@@ -1,4 +1,4 @@
-"""The ``lorameter`` command: run, ingest, api, demo, decode, replay."""
+"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, consumption, register."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--list", action="store_true", help="list the decoder ids")
     replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
     replay.add_argument("file", type=Path)
+    used = add("consumption", _cmd_consumption, "a device's consumption per calendar interval")
+    used.add_argument("device")
+    used.add_argument("--from", dest="start", help="RFC 3339 or a date (local midnight)")
+    used.add_argument("--to", dest="end", help="RFC 3339 or a date; default: now")
+    used.add_argument("--interval", default="day", help="15min, hour, day, month or year")
+    used.add_argument("--tz", help="IANA zone; default: the device's, else LORAMETER_TIMEZONE")
+    used.add_argument("--field", help="register; default: the medium's billing register")
+    used.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    used.add_argument("--json", action="store_true", help="JSON as the API answers")
+    reg = add("register", _cmd_register, "a device's register at an instant (key-date read)")
+    reg.add_argument("device")
+    reg.add_argument("--at", required=True, help="RFC 3339 or a date (local midnight)")
+    reg.add_argument("--tz", help="IANA zone of a date; default: the device's, else the site's")
+    reg.add_argument("--field", help="register; default: the medium's billing register")
     return parser
 
 
@@ -128,7 +143,8 @@ def _ingest_service(settings: Settings, store: Any, devices: Any = None) -> Any:
         secret=settings.alarm_webhook_secret,
         retry_max_s=settings.alarm_retry_max_s,
     )
-    service = AlarmService(AlarmEngine(alarms, devices, store), notifier,
+    engine = AlarmEngine(alarms, devices, store, timezone=settings.timezone)
+    service = AlarmService(engine, notifier,
                            sweep_s=settings.alarm_sweep_s)  # fmt: skip
     try:
         ingest = IngestService(
@@ -183,9 +199,10 @@ def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
+    meters = _registry(settings).meter_configs()
     alarms = ingest.alarms.engine.alarms if ingest is not None else _alarm_store(settings)
     config = uvicorn.Config(
-        create_app(store, ingest, alarms),
+        create_app(store, ingest, meters=meters, timezone=settings.timezone, alarms=alarms),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -369,6 +386,89 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         f" {s['rejected_total']} rejected"
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
+    return 0
+
+
+def _metering_request(settings: Settings, device: str, tz: str | None) -> tuple[Any, Any, Any, Any]:
+    """The store, the device's summary, its metering settings and its zone, or a UsageError."""
+    from api.consumption import config_for
+    from api.params import parse_zone
+
+    registry = _registry(settings).meter_configs()
+    try:
+        zone = parse_zone(tz or getattr(registry.get(device), "timezone", "") or settings.timezone)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = _open_store(settings)
+    summary = store.device(device)
+    if summary is None:
+        store.close()
+        raise UsageError(f"device {device!r} not found in {settings.store_url}")
+    return store, summary, config_for(device, summary.decoder, registry), zone
+
+
+def _cmd_consumption(args: argparse.Namespace, settings: Settings) -> int:
+    from api.consumption import DEFAULT_SPAN, MeteringError, Window, device_report
+    from api.params import parse_time
+
+    store, summary, config, zone = _metering_request(settings, args.device, args.tz)
+    try:
+        if args.interval not in DEFAULT_SPAN:
+            raise UsageError(f"--interval must be one of {', '.join(DEFAULT_SPAN)}")
+        end = parse_time(args.end, zone, "--to") if args.end else datetime.now(UTC)
+        start = (
+            parse_time(args.start, zone, "--from")
+            if args.start
+            else end - DEFAULT_SPAN[args.interval]
+        )
+        report = device_report(
+            store, summary, config, Window(start, end, args.interval, zone), args.field
+        )
+    except (MeteringError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return 0
+    items = list(report.items())
+    if args.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        columns = ("start", "end", "consumption", "start_reading", "end_reading", "status")
+        writer.writerow(columns)
+        for item in items:
+            writer.writerow(["" if item[k] is None else item[k] for k in columns])
+        return 0
+    head = report.header()
+    print(f"{head['device']} (meter {head['meter'] or '-'}), {head['field']} in {head['unit']},"
+          f" per {head['interval']} in {head['tz']}")  # fmt: skip
+    for item in items:
+        used = "-" if item["consumption"] is None else f"{item['consumption']:.3f}"
+        notes = ", ".join(f"{e['kind']} at {e['at']}" for e in item["events"])
+        print(f"  {item['start']}  {used:>14}  {item['status']}{'  ' + notes if notes else ''}")
+    total = "-" if head["total"] is None else f"{head['total']:.3f}"
+    ignored = head["ignored_readings"]
+    print(f"  total {total} {head['unit']}" + (f"; {ignored} readings ignored" if ignored else ""))
+    return 0
+
+
+def _cmd_register(args: argparse.Namespace, settings: Settings) -> int:
+    from api.consumption import MeteringError, register_read
+    from api.params import parse_time
+
+    store, summary, config, zone = _metering_request(settings, args.device, args.tz)
+    try:
+        answer = register_read(
+            store, summary, config, parse_time(args.at, zone, "--at"), args.field
+        )
+    except (MeteringError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(json.dumps(answer, indent=2))
     return 0
 
 

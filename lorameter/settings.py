@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
 
     devices: str = Field("", description="device registry file (YAML)")
+    timezone: str = Field(
+        "Europe/Berlin", description="the site's zone for calendar intervals (days, months)"
+    )
 
     alarm_mqtt_topic: str = Field(
         "lorameter/alarms/{device}/{kind}",
@@ -79,6 +82,19 @@ class Settings(BaseSettings):
     def _has_scheme(cls, value: str) -> str:
         if "://" not in value:
             raise ValueError(f"{value!r} is not a URL (expected scheme://...)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name like Europe/Berlin)"
+            ) from None
         return value
 
     @property

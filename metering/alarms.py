@@ -398,7 +398,7 @@ RULES: tuple[Rule, ...] = (
     Rule("rejoin", _ALL, _U, _fcnt_reset, title="frame-counter reset / rejoin"),
     Rule("clock_drift", _ALL, _U, _clock_drift, {"drift_s": 900.0}, "meter clock drift"),
     Rule("undecodable", _ALL, _D, _undecodable, {"uplinks": 3.0}, "uplinks become dead letters"),
-    Rule("silent", _ALL, _S, _silent, {"factor": 3.0, "interval_s": 0.0}, "silent meter"),
+    Rule("silent", _ALL, _S, _silent, {"factor": 3.0}, "silent meter"),
     Rule(
         "continuous_flow",
         ("water",),

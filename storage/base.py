@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from decoders.core import Value
 from storage.schema import DeadLetter, RawUplink, UplinkRecord
 
 __all__ = [
     "DeviceSummary",
     "ReadingRow",
+    "Series",
     "Store",
     "StoreError",
     "StoreHealth",
@@ -63,6 +67,21 @@ class ReadingRow:
 
 
 @dataclass(frozen=True)
+class Series:
+    """One field of one device as columns: times (ns since the epoch) and values, oldest first."""
+
+    times_ns: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.times_ns)
+
+
+# How far back (and ahead) a series read looks for the readings that bracket its window.
+NEIGHBOUR_LOOKBACK_NS = 400 * 86_400 * 1_000_000_000
+
+
+@dataclass(frozen=True)
 class StoreHealth:
     """Whether the store can take writes, and the durable counts behind /health."""
 
@@ -108,6 +127,24 @@ class Store(Protocol):
         self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
     ) -> list[RawUplink]:
         """Stored raw uplinks, oldest first, for re-decoding."""
+        ...
+
+    def series(
+        self,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        devices: Sequence[str] | None = None,
+        medium: str | None = None,
+    ) -> dict[str, Series]:
+        """One numeric field of many devices as columns, for metering.
+
+        Each device's readings in [start, end], plus the last reading before ``start`` and the
+        first after ``end`` (within ``NEIGHBOUR_LOOKBACK_NS``), so values at the window's bounds
+        can be interpolated. ``devices`` None: every device (of ``medium``, if given) that has
+        the field. Devices without readings are left out.
+        """
         ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

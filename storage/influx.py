@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
-from storage.base import DeviceSummary, ReadingRow, StoreHealth, WriteResult
+from storage.base import (
+    NEIGHBOUR_LOOKBACK_NS,
+    DeviceSummary,
+    ReadingRow,
+    Series,
+    StoreHealth,
+    WriteResult,
+)
 from storage.influx_http import InfluxError, parse_url
 from storage.influx_schema import (
     DEAD_LETTER,
@@ -33,6 +41,8 @@ from storage.influx_schema import (
     raw_uplink_rows,
     reading_rows,
     reading_statements,
+    series_points,
+    series_statements,
     uplink_lines,
 )
 from storage.line_protocol import quote_literal
@@ -293,6 +303,27 @@ class InfluxStore:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         q = f"SELECT * FROM {UPLINK}{clause} ORDER BY time ASC LIMIT {int(limit)}"
         return raw_uplink_rows(self._query([q]))
+
+    def series(
+        self,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        devices: Sequence[str] | None = None,
+        medium: str | None = None,
+    ) -> dict[str, Series]:
+        statements = series_statements(
+            field, to_ns(start), to_ns(end), NEIGHBOUR_LOOKBACK_NS, devices, medium
+        )
+        out: dict[str, Series] = {}
+        for device, pairs in series_points(self._query(statements), devices).items():
+            pairs.sort()
+            out[device] = Series(
+                np.fromiter((t for t, _ in pairs), np.int64, len(pairs)),
+                np.fromiter((v for _, v in pairs), np.float64, len(pairs)),
+            )
+        return out
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         if limit <= 0:

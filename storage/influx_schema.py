@@ -265,3 +265,50 @@ def dead_letter_rows(results: Sequence[Mapping[str, Any]]) -> list[DeadLetter]:
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+# A series read names its devices in the query up to this many; beyond, it reads the whole
+# measurement and keeps the devices asked for (one scan beats a 10,000-way OR).
+_MAX_DEVICE_FILTER = 100
+
+
+def series_statements(
+    field: str,
+    start_ns: int,
+    end_ns: int,
+    lookback_ns: int,
+    devices: Sequence[str] | None,
+    medium: str | None,
+) -> list[str]:
+    """The window, the last value before it and the first after it, grouped by device."""
+    source = quote_ident(medium) if medium else f"/^({'|'.join(MEDIA)})$/"
+    only = ""
+    if devices is not None and len(devices) <= _MAX_DEVICE_FILTER:
+        only = "(" + " OR ".join(f"device = {quote_literal(d)}" for d in devices) + ")"
+    f = quote_ident(field)
+    window = _where(f"time >= {start_ns}", f"time <= {end_ns}", only)
+    before = _where(f"time < {start_ns}", f"time >= {start_ns - lookback_ns}", only)
+    after = _where(f"time > {end_ns}", f"time <= {end_ns + lookback_ns}", only)
+    return [
+        f"SELECT {f} FROM {source}{window} GROUP BY device",
+        f"SELECT last({f}) FROM {source}{before} GROUP BY device",
+        f"SELECT first({f}) FROM {source}{after} GROUP BY device",
+    ]
+
+
+def series_points(
+    results: Sequence[Mapping[str, Any]], devices: Sequence[str] | None
+) -> dict[str, list[tuple[int, float]]]:
+    """(time, value) pairs per device from ``series_statements``, numbers only, unsorted."""
+    wanted = set(devices) if devices is not None else None
+    out: dict[str, list[tuple[int, float]]] = {}
+    for result in results:
+        for series in _series(result):
+            device = str(series["tags"]["device"])
+            if wanted is not None and device not in wanted:
+                continue
+            pairs = out.setdefault(device, [])
+            for time_ns, value in series.get("values", []):
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    pairs.append((int(time_ns), float(value)))
+    return out

@@ -10,8 +10,18 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from decoders.core import MEDIA, VOCABULARY, Value
-from storage.base import DeviceSummary, ReadingRow, StoreError, StoreHealth, WriteResult
+import numpy as np
+
+from decoders.core import MEDIA, VOCABULARY, Kind, Value
+from storage.base import (
+    NEIGHBOUR_LOOKBACK_NS,
+    DeviceSummary,
+    ReadingRow,
+    Series,
+    StoreError,
+    StoreHealth,
+    WriteResult,
+)
 from storage.schema import RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
 
 __all__ = ["SQLiteStore"]
@@ -25,6 +35,13 @@ CREATE TABLE IF NOT EXISTS points (
     value,
     tags TEXT NOT NULL,
     PRIMARY KEY (device, measurement, time_ns, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    device TEXT NOT NULL,
+    field TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (device, field, time_ns)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS raw_uplinks (
     dedup_key TEXT PRIMARY KEY,
@@ -64,6 +81,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
+# Cumulative registers are also kept in their own narrow table, one row per reading, so that
+# metering reads a year of a meter (or a day of ten thousand) as one index range each.
+COUNTERS = tuple(name for name, spec in VOCABULARY.items() if spec.kind is Kind.COUNTER)
+
+
 class SQLiteStore:
     """Readings in one SQLite file; safe to share between the ingest and API threads."""
 
@@ -79,7 +101,19 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         with self._write_lock:
-            self._db().executescript(_SCHEMA)
+            db = self._db()
+            had_counters = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'counters'"
+            ).fetchone()
+            db.executescript(_SCHEMA)
+            if not had_counters:  # a file from before the counters table: fill it once
+                with db:
+                    db.execute(
+                        f"""INSERT OR IGNORE INTO counters SELECT device, field, time_ns, value
+                        FROM points WHERE measurement IN ({",".join("?" * len(MEDIA))})
+                        AND field IN ({",".join("?" * len(COUNTERS))})""",
+                        (*MEDIA, *COUNTERS),
+                    )
 
     # -- connections -------------------------------------------------------------------------
 
@@ -150,6 +184,16 @@ class SQLiteStore:
                         )
                         for point in record.points
                         for name, value in point.fields.items()
+                    ],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)",
+                    [
+                        (point.device, name, to_ns(point.time), value)
+                        for point in record.points
+                        if point.measurement in MEDIA
+                        for name, value in point.fields.items()
+                        if name in _COUNTER_SET and not isinstance(value, bool | str)
                     ],
                 )
                 db.execute(
@@ -311,6 +355,66 @@ class SQLiteStore:
             for key, dev, eui, net, ns, port, cnt, payload, decoder, medium, meter, sim in rows
         ]
 
+    def series(
+        self,
+        field: str,
+        start: datetime,
+        end: datetime,
+        *,
+        devices: Sequence[str] | None = None,
+        medium: str | None = None,
+    ) -> dict[str, Series]:
+        if medium is not None:
+            of_medium = [str(d) for (d,) in self._query(
+                "SELECT device FROM devices WHERE medium = ?", (medium,)
+            )]  # fmt: skip
+            devices = of_medium if devices is None else sorted(set(devices) & set(of_medium))
+        elif devices is None:
+            devices = [str(d) for (d,) in self._query("SELECT device FROM devices")]
+        if field in _COUNTER_SET:
+            table, where = "counters", "device = ? AND field = ?"
+        else:
+            media = ",".join(repr(m) for m in MEDIA)
+            table, where = "points", f"device = ? AND measurement IN ({media}) AND field = ?"
+        start_ns, end_ns = to_ns(start), to_ns(end)
+        # The window plus its two neighbours, each found by one index seek.
+        sql = f"""SELECT time_ns, value FROM {table} WHERE {where} AND time_ns BETWEEN
+            coalesce((SELECT max(time_ns) FROM {table} WHERE {where}
+                      AND time_ns < ? AND time_ns >= ?), ?)
+            AND coalesce((SELECT min(time_ns) FROM {table} WHERE {where}
+                      AND time_ns > ? AND time_ns <= ?), ?)
+            ORDER BY time_ns"""
+        out: dict[str, Series] = {}
+        try:
+            db = self._db()
+            for device in devices:
+                rows = db.execute(
+                    sql,
+                    (
+                        device,
+                        field,
+                        device,
+                        field,
+                        start_ns,
+                        start_ns - NEIGHBOUR_LOOKBACK_NS,
+                        start_ns,
+                        device,
+                        field,
+                        end_ns,
+                        end_ns + NEIGHBOUR_LOOKBACK_NS,
+                        end_ns,
+                    ),
+                ).fetchall()
+                rows = [r for r in rows if isinstance(r[1], int | float)]
+                if rows:
+                    out[device] = Series(
+                        np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                        np.fromiter((r[1] for r in rows), np.float64, len(rows)),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite query on {self.path} failed: {exc}") from exc
+        return out
+
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._query(
             "SELECT received_ns, topic, reason, detail, raw, device FROM dead_letters"
@@ -349,6 +453,9 @@ class SQLiteStore:
                 db.close()
             self._connections.clear()
             self._local = threading.local()
+
+
+_COUNTER_SET = frozenset(COUNTERS)
 
 
 def _typed(name: str, value: object) -> Value:

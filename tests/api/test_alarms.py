@@ -29,7 +29,7 @@ def client(store_url: str, spool_path) -> Iterator[TestClient]:
     alarms.change("raise", device="em-1", kind="low_battery", at_ns=to_ns(T0) + 2 * hour, **battery)
     alarms.change("raise", device="wm-1", kind="rejoin", at_ns=to_ns(T0) - 48 * hour, reason="r")
     alarms.change("clear", device="wm-1", kind="rejoin", at_ns=to_ns(T0) - 47 * hour, reason="ok")
-    with TestClient(create_app(store, None, alarms)) as test_client:
+    with TestClient(create_app(store, alarms=alarms)) as test_client:
         yield test_client
     alarms.close()
     store.close()

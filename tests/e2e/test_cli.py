@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.broker import start_embedded_broker
+from lorameter.demo.broker import start_embedded_broker
 from tests.e2e.conftest import lorameter_env
 from tests.helpers import chirpstack_up, tts_up
 from tests.services import free_port, start_mosquitto

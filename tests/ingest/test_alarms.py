@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.alarms import AlarmEngine, hourly_consumption
+from ingest.alarms import AlarmEngine, signed_hourly_change
 from ingest.devices import parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
 from storage.alarms import SQLiteAlarms
+from storage.base import Series
 from storage.sqlite import SQLiteStore
 from tests.helpers import tts_up
 
@@ -22,7 +23,7 @@ REGISTRY = parse_registry(
             {"device": "wm-1", "decoder": "axioma_qalcosonic_w1", "medium": "water",
              "tags": {"site": "rathaus"}},
             {"device": "em-1", "decoder": "elv_lw_esi", "tags": {"site": "schule"}},
-            {"device": "em-2", "decoder": "elv_lw_esi", "alarms": {"silent": {"interval_s": 3600}}},
+            {"device": "em-2", "decoder": "elv_lw_esi", "expected_interval_s": 3600},
         ]
     }
 )  # fmt: skip
@@ -215,11 +216,12 @@ def test_alarms_survive_a_restart(tmp_path: Path) -> None:
     assert leak.count == 2
 
 
-def test_hourly_consumption_interpolates_bounds() -> None:
+def test_signed_change_interpolates_bounds() -> None:
     import numpy as np
 
     h = 3_600_000_000_000
     times = np.array([0, h // 2, 2 * h], dtype=np.int64)
     values = np.array([10.0, 11.0, 13.0])  # at h: 11 + 2 * (0.5 h / 1.5 h) = 11.667
-    hours = np.array([0, h, 2 * h], dtype=np.int64)
-    np.testing.assert_allclose(hourly_consumption(times, values, hours), [5 / 3, 4 / 3, np.nan])
+    bounds = np.array([0, h, 2 * h, 3 * h], dtype=np.int64)
+    change = signed_hourly_change(Series(times, values), bounds)
+    np.testing.assert_allclose(change, [5 / 3, 4 / 3, np.nan])

@@ -227,7 +227,7 @@ def test_rules_by_medium_and_overrides() -> None:
     assert "leak" not in {r.kind for r in rules_for(Trigger.READING, "electricity")}
     limits = thresholds(KINDS["night_flow"], {"night_flow": {"threshold": 0.02, "enabled": 0}})
     assert limits == {"enabled": 0, "threshold": 0.02, "nights": 3.0}
-    check_overrides({"night_flow": {"threshold": 0.02}, "silent": {"interval_s": 3600}})
+    check_overrides({"night_flow": {"threshold": 0.02}, "silent": {"factor": 4}})
     with pytest.raises(ValueError, match="unknown alarm kind 'leek'"):
         check_overrides({"leek": {}})
     with pytest.raises(ValueError, match="unknown threshold 'treshold'"):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from decoders.core import Reading, Value
 from storage import Store, open_store
+from storage.schema import to_ns
 from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
@@ -222,3 +224,40 @@ def test_site_tags_do_not_leak_into_values(store: Store) -> None:
     assert dict(row.values) == {"power_w": 5.0}
     summary = store.device("em-1")
     assert summary is not None and dict(summary.last_reading) == {"power_w": 5.0}
+
+
+def test_series_reads_one_field_with_the_neighbours_of_the_window(store: Store) -> None:
+    store.write_uplinks(
+        [
+            record("em-1", m, {"energy_import_kwh": 100.0 + m, "power_w": 5.0})
+            for m in range(0, 120, 15)
+        ]
+        + [record("wm-1", 30, {"volume_m3": 7.5}, medium="water", key="w")]
+    )
+    got = store.series("energy_import_kwh", at(40), at(70))
+    assert set(got) == {"em-1"}  # wm-1 has no such field
+    # 45 and 60 inside, 30 before and 75 after: what interpolation at the bounds needs.
+    assert got["em-1"].times_ns.tolist() == [to_ns(at(m)) for m in (30, 45, 60, 75)]
+    assert got["em-1"].values.tolist() == [130.0, 145.0, 160.0, 175.0]
+    assert got["em-1"].times_ns.dtype == np.int64
+    only = store.series("energy_import_kwh", at(40), at(70), devices=["wm-1", "nobody"])
+    assert only == {}
+    gauges = store.series("power_w", at(0), at(200), devices=["em-1"])
+    assert len(gauges["em-1"]) == 8
+    water = store.series("volume_m3", at(0), at(10), medium="water")
+    assert water["wm-1"].values.tolist() == [7.5]  # only the neighbour after the window
+    assert store.series("volume_m3", at(0), at(10), medium="heat") == {}
+
+
+def test_series_of_many_devices_in_one_call(store: Store) -> None:
+    devices = [f"m-{i:03d}" for i in range(150)]  # more than a query names one by one
+    store.write_uplinks(
+        [
+            record(d, m, {"volume_m3": i + m / 60}, medium="water")
+            for i, d in enumerate(devices)
+            for m in (0, 60)
+        ]
+    )
+    got = store.series("volume_m3", at(0), at(60), devices=devices[::2])
+    assert sorted(got) == devices[::2]
+    assert got["m-004"].values.tolist() == [4.0, 5.0]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ingest import simulator
 from ingest.devices import parse_registry
 from ingest.pipeline import Accepted, Pipeline
+from lorameter.demo import simulator
 
 NOW = datetime(2025, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -107,7 +107,13 @@ def start_embedded_broker(prefer: str = "auto") -> EmbeddedBroker:
 
 
 def _start_amqtt(port: int) -> EmbeddedBroker:
-    from amqtt.broker import Broker
+    try:
+        from amqtt.broker import Broker
+    except ImportError as exc:
+        raise RuntimeError(
+            "the demo needs a broker: install mosquitto, or the demo extra"
+            " (pip install 'lorameter[demo]'; `make demo` does this)"
+        ) from exc
 
     ready = threading.Event()
     loop = asyncio.new_event_loop()

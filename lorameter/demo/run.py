@@ -14,9 +14,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest import simulator
-from ingest.broker import start_embedded_broker
 from ingest.devices import parse_registry
+from lorameter.demo import simulator
+from lorameter.demo.broker import start_embedded_broker
 from lorameter.settings import Settings
 
 __all__ = ["run_demo"]
@@ -65,7 +65,11 @@ def run_demo(
     if "store_url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store_url": DEMO_STORE})
     store = open_store(settings)
-    broker = start_embedded_broker()
+    try:
+        broker = start_embedded_broker()
+    except RuntimeError as exc:
+        store.close()
+        raise fail(str(exc)) from exc
     log.info("embedded %s broker on %s", broker.kind, broker.url)
     meters = simulator.fleet(args.meters)
     devices = parse_registry(simulator.registry_document(meters), "demo fleet")

@@ -184,10 +184,18 @@ class AlarmEngine:
     # -- the sweep ---------------------------------------------------------------------------
 
     def sweep(self, now: datetime) -> None:
-        """Silent meters and consumption patterns of every device, as of ``now``."""
-        now_ns = to_ns(now)
+        """Silent meters and consumption patterns of every device, as of ``now``.
+
+        Silence is judged at the newest uplink heard from any device (capped by ``now``): a
+        meter is silent when the others are heard and it is not. So a replay or a backfill does
+        not find every meter silent while it catches up, a restart after an outage does not raise
+        one alarm per meter, and nothing heard at all is an ingest outage (/health), not a fleet
+        of silent meters. (With a single device, silence is never raised.)
+        """
         with self._lock:
             devices = dict(self._memory)
+        heard = max((m.last_ns for m in devices.values()), default=0)
+        now_ns = min(to_ns(now), heard)
         for device, memory in devices.items():
             try:
                 self._sweep_device(device, memory, now, now_ns)

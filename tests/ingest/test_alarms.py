@@ -142,24 +142,31 @@ def test_silent_meter_falls_silent_and_comes_back(rig: Rig) -> None:
     for i, when in enumerate(quarter):
         rig.feed(up("em-1", esi(5 + i / 10), when, i + 1, port=10))
     last = quarter[-1]
-    rig.engine.sweep(last + timedelta(minutes=40))
+    # nothing else is heard: that is an ingest or network outage, not a silent meter
+    rig.engine.sweep(last + timedelta(hours=5))
     assert rig.alarms_of("em-1", "silent") == []
-    rig.engine.sweep(last + timedelta(minutes=50))
+    # another meter (the registry says: hourly) goes on reporting; em-1 does not
+    for hour in range(6):
+        rig.feed(up("em-2", esi(1 + hour), last + timedelta(hours=hour), hour + 1, port=10))
+    rig.engine.sweep(last + timedelta(minutes=40))  # the clock caps what was heard
+    assert rig.alarms_of("em-1", "silent") == []
+    rig.engine.sweep(last + timedelta(hours=7))
     (silent,) = rig.alarms_of("em-1", "silent")
     assert silent.raised_at == last + timedelta(minutes=45)  # when it fell silent, from the data
-    rig.engine.sweep(last + timedelta(hours=5))  # sweeping again does not count it again
+    assert "45 min" in silent.reason
+    assert rig.alarms_of("em-2", "silent") == []  # hourly by the registry: 5 h of uplinks fine
+    rig.engine.sweep(last + timedelta(hours=9))  # sweeping again does not count it again
     assert rig.alarms_of("em-1", "silent")[0].count == 1
     back = last + timedelta(hours=6)
     rig.feed(up("em-1", esi(6), back, 20, port=10))
     (silent,) = rig.alarms_of("em-1", "silent")
     assert (silent.state, silent.cleared_at) == ("cleared", back)
-    # the registry's interval beats the learnt one
-    for i in range(3):
-        rig.feed(up("em-2", esi(1), T0 + timedelta(minutes=15 * i), i + 1, port=10))
-    rig.engine.sweep(T0 + timedelta(hours=2))
-    assert rig.alarms_of("em-2", "silent") == []
-    rig.engine.sweep(T0 + timedelta(hours=3, minutes=31))
-    assert rig.alarms_of("em-2", "silent")[0].state == "active"
+    # em-2 now stops; em-1 goes on: silent after 3 x its registry interval (1 h), not 45 min
+    for n in range(1, 20):
+        rig.feed(up("em-1", esi(7), back + timedelta(minutes=15 * n), 20 + n, port=10))
+    rig.engine.sweep(back + timedelta(hours=5))
+    (quiet,) = rig.alarms_of("em-2", "silent")
+    assert quiet.raised_at == last + timedelta(hours=5 + 3)
 
 
 def test_continuous_and_night_flow_from_the_sweep(rig: Rig) -> None:

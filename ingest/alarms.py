@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -37,7 +38,7 @@ from metering.alarms import (
 from metering.meter import MeterConfig, device_consumption
 from storage.alarms import DeviceMemory, SQLiteAlarms
 from storage.base import Series, Store, StoreError
-from storage.schema import DeadLetter, UplinkRecord, to_ns
+from storage.schema import DeadLetter, UplinkRecord, from_ns, to_ns
 
 __all__ = ["AlarmEngine", "signed_hourly_change"]
 
@@ -48,6 +49,7 @@ RECENT = 16  # uplink times kept per device to learn its interval
 _DEVICE_REASONS = ("decode_error", "unknown_decoder", "bad_base64")
 _PRIMARY = "volume_m3"
 _REVERSE = "volume_reverse_m3"
+_FLOW_KINDS = ("continuous_flow", "night_flow", "reverse_flow")
 
 
 class AlarmEngine:
@@ -196,47 +198,72 @@ class AlarmEngine:
             devices = dict(self._memory)
         heard = max((m.last_ns for m in devices.values()), default=0)
         now_ns = min(to_ns(now), heard)
+        entries = {d: self.devices.find(d, "") for d in devices}
+        flows = self._flows(devices, entries, now_ns)
         for device, memory in devices.items():
             try:
-                self._sweep_device(device, memory, now, now_ns)
-            except StoreError as exc:
-                log.error("alarm sweep of %s failed: %s", device, exc)
+                self._sweep_device(device, memory, entries[device], now_ns, flows.get(device))
+            except Exception:  # one device's data must not stop the sweep of the others
+                log.exception("alarm sweep of %s failed", device)
 
-    def _sweep_device(self, device: str, memory: DeviceMemory, now: datetime, now_ns: int) -> None:
-        entry = self.devices.find(device, "")
-        rules = {r.kind: r for r in rules_for(Trigger.SWEEP, memory.medium)}
-        registered = entry.expected_interval_s if entry else None
-        interval = registered or _learnt(memory.recent_ns)
-        facts = Facts(time_ns=now_ns, last_uplink_ns=memory.last_ns or None, interval_s=interval)
-        if "continuous_flow" in rules:  # the consumption patterns (water)
-            days = 1 + max(
-                self._limits(rules["continuous_flow"], entry)["hours"] / 24,
-                self._limits(rules["night_flow"], entry)["nights"],
-                self._limits(rules["reverse_flow"], entry)["hours"] / 24,
-            )
-            start = now - timedelta(days=math.ceil(days))
-            hours_ns = _hour_grid(to_ns(start), now_ns)
-            bounds = np.append(hours_ns, hours_ns[-1] + HOUR_NS)
+    def _flows(
+        self, devices: dict[str, DeviceMemory], entries: dict[str, DeviceEntry | None], now_ns: int
+    ) -> dict[str, Facts]:
+        """Hourly consumption of every water device up to ``now_ns`` (one read per register)."""
+        days: dict[str, float] = {}
+        for device, memory in devices.items():
+            rules = {r.kind: r for r in rules_for(Trigger.SWEEP, memory.medium)}
+            if "continuous_flow" in rules:
+                limits = [self._limits(rules[k], entries[device]) for k in _FLOW_KINDS]
+                days[device] = 1 + max(limits[0]["hours"] / 24, limits[1]["nights"],
+                                       limits[2]["hours"] / 24)  # fmt: skip
+        if not days or not now_ns:
+            return {}
+        end = from_ns(now_ns)
+        start = end - timedelta(days=math.ceil(max(days.values())))
+        hours_ns = _hour_grid(to_ns(start), now_ns)
+        if not len(hours_ns):
+            return {}
+        bounds = np.append(hours_ns, hours_ns[-1] + HOUR_NS)
+        wanted = sorted(days)
+        primary = self.store.series(_PRIMARY, start, end, devices=wanted)
+        reverse = self.store.series(_REVERSE, start, end, devices=wanted)
+        out = {}
+        for device in wanted:
+            entry = entries[device]
             config = entry.meter_config() if entry else MeterConfig()
-            primary = self.store.series(_PRIMARY, start, now, devices=[device]).get(device)
-            reverse = self.store.series(_REVERSE, start, now, devices=[device]).get(device)
             bidirectional = bool(entry.params.get("bidirectional")) if entry else False
-            facts = Facts(
+            series = primary.get(device)
+            back = reverse.get(device)
+            out[device] = Facts(
                 time_ns=now_ns,
-                last_uplink_ns=facts.last_uplink_ns,
-                interval_s=facts.interval_s,
                 hours_ns=hours_ns,
                 hourly=(
-                    signed_hourly_change(primary, bounds)
+                    signed_hourly_change(series, bounds)
                     if bidirectional
-                    else _measured(config, _PRIMARY, primary, bounds)
+                    else _measured(config, _PRIMARY, series, bounds)
                 ),
-                reverse_hourly=None
-                if reverse is None
-                else _measured(config, _REVERSE, reverse, bounds),
+                reverse_hourly=None if back is None else _measured(config, _REVERSE, back, bounds),
                 bidirectional=bidirectional,
                 tz=entry.meter_timezone if entry and entry.meter_timezone else self.timezone,
             )
+        return out
+
+    def _sweep_device(
+        self,
+        device: str,
+        memory: DeviceMemory,
+        entry: DeviceEntry | None,
+        now_ns: int,
+        flows: Facts | None,
+    ) -> None:
+        registered = entry.expected_interval_s if entry else None
+        interval = registered or _learnt(memory.recent_ns)
+        facts = replace(
+            flows or Facts(time_ns=now_ns),
+            last_uplink_ns=memory.last_ns or None,
+            interval_s=interval,
+        )
         with self._lock:
             current = self._memory.get(device, memory)
             if current.last_ns != memory.last_ns:

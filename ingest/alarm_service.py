@@ -54,6 +54,7 @@ class AlarmService:
         if self._thread.is_alive():
             self._thread.join(30)
         self.notifier.stop()
+        self.engine.alarms.close()
 
     def _run(self) -> None:
         # The first sweep right away: meters that fell silent while lorameter was stopped.

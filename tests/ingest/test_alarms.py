@@ -12,9 +12,9 @@ import pytest
 from ingest.alarms import AlarmEngine, signed_hourly_change
 from ingest.devices import parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
-from storage.alarms import SQLiteAlarms
+from storage import open_store
+from storage.alarms import SQLiteAlarms, alarm_db_path
 from storage.base import Series
-from storage.sqlite import SQLiteStore
 from tests.helpers import tts_up
 
 REGISTRY = parse_registry(
@@ -51,11 +51,15 @@ def up(device: str, payload: bytes, when: datetime, f_cnt: int, port: int = 100,
 
 
 class Rig:
-    """Pipeline → real SQLite store → engine, as the writer does it."""
+    """Pipeline → real store (a SQLite file unless given) → engine, as the writer does it."""
 
-    def __init__(self, folder: Path) -> None:
-        self.store = SQLiteStore(folder / "lorameter.db")
-        self.alarms = SQLiteAlarms(folder / "lorameter.db", channels=("mqtt", "webhook"))
+    def __init__(self, folder: Path, store_url: str = "") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        url = store_url or f"sqlite:///{folder}/lorameter.db"
+        self.store = open_store(url, spool_path=folder / "spool.db")
+        self.alarms = SQLiteAlarms(
+            alarm_db_path(url, folder / "spool.db"), channels=("mqtt", "webhook")
+        )
         self.engine = AlarmEngine(self.alarms, REGISTRY, self.store)
         self.pipeline = Pipeline(REGISTRY)
 
@@ -169,7 +173,8 @@ def test_silent_meter_falls_silent_and_comes_back(rig: Rig) -> None:
     assert quiet.raised_at == last + timedelta(hours=5 + 3)
 
 
-def test_continuous_and_night_flow_from_the_sweep(rig: Rig) -> None:
+def test_continuous_and_night_flow_from_the_sweep(store_url: str, tmp_path: Path) -> None:
+    rig = Rig(tmp_path / "rig", store_url)  # both backends: the sweep reads metering's series
     # a leaking water meter: 6 L every hour, day and night, for four days (hourly history)
     start = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
     litres = 100_000
@@ -192,6 +197,7 @@ def test_continuous_and_night_flow_from_the_sweep(rig: Rig) -> None:
     (flow,) = rig.alarms_of("wm-1", "continuous_flow")
     assert flow.state == "cleared"
     assert rig.alarms_of("em-1", "continuous_flow") == []  # water only
+    rig.store.close()
 
 
 def test_rejoin_and_undecodable(rig: Rig) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import AlarmsDep
+from api.deps import AlarmsDep, SiteZoneDep
+from api.params import parse_time, parse_zone
 from storage.alarms import Alarm
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"])
@@ -45,19 +46,27 @@ def alarm_out(alarm: Alarm) -> AlarmOut:
     return AlarmOut.model_validate(alarm.to_json())
 
 
-def _aware(name: str, value: datetime | None) -> None:
-    if value is not None and value.tzinfo is None:
-        raise HTTPException(422, f"'{name}' needs a time zone, e.g. 2026-11-20T10:00:00Z")
+def _since(value: str | None, site_zone: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value, parse_zone(site_zone), "since")
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 State = Annotated[Literal["active", "cleared", "all"], Query(description="default: active")]
-Since = Annotated[datetime | None, Query(description="only alarms that changed since (RFC 3339)")]
+Since = Annotated[
+    str | None,
+    Query(description="only alarms that changed since: RFC 3339, or a date = local midnight"),
+]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 @router.get("/alarms")
 def list_alarms(
     alarms: AlarmsDep,
+    site_zone: SiteZoneDep,
     state: State = "active",
     device: str | None = None,
     kind: str | None = None,
@@ -66,9 +75,9 @@ def list_alarms(
     limit: Limit = 1000,
 ) -> list[AlarmOut]:
     """Alarms, newest raised first."""
-    _aware("since", since)
+    changed = _since(since, site_zone)
     found = alarms.alarms(
-        state=state, device=device, kind=kind, site=site, since=since, limit=limit
+        state=state, device=device, kind=kind, site=site, since=changed, limit=limit
     )
     return [alarm_out(a) for a in found]
 
@@ -77,15 +86,15 @@ def list_alarms(
 def device_alarms(
     device_id: str,
     alarms: AlarmsDep,
+    site_zone: SiteZoneDep,
     state: Annotated[Literal["active", "cleared", "all"], Query()] = "all",
     since: Since = None,
     limit: Limit = 1000,
 ) -> list[AlarmOut]:
     """One device's alarms (default: active and cleared), newest raised first."""
-    _aware("since", since)
-    return [
-        alarm_out(a) for a in alarms.alarms(state=state, device=device_id, since=since, limit=limit)
-    ]
+    changed = _since(since, site_zone)
+    found = alarms.alarms(state=state, device=device_id, since=changed, limit=limit)
+    return [alarm_out(a) for a in found]
 
 
 @router.post("/alarms/{alarm_id}/ack", responses={404: {"description": "no such alarm"}})

@@ -54,6 +54,9 @@ def test_list_and_filter(client: TestClient) -> None:
     assert leak["raised_at"] == "2026-11-20T10:00:00Z"
     assert leak["last_seen_at"] == "2026-11-20T11:00:00Z"
     assert client.get("/api/v1/alarms?since=2026-11-20T10:00:00").status_code == 422
+    # a date alone is local midnight in the site's zone (Europe/Berlin: 2026-11-18T23:00Z)
+    assert len(kinds(client.get("/api/v1/alarms?state=all&since=2026-11-19"))) == 2
+    assert len(kinds(client.get("/api/v1/alarms?state=all&since=2026-11-18"))) == 3
     assert client.get("/api/v1/alarms?state=open").status_code == 422
     device = client.get("/api/v1/devices/wm-1/alarms").json()
     assert [(a["kind"], a["state"]) for a in device] == [("leak", "active"), ("rejoin", "cleared")]

@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import json
 import struct
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.e2e.conftest import Publisher
+from tests.e2e.conftest import Publisher, lorameter_env
 from tests.helpers import tts_up
 from tests.services import free_port
 
@@ -163,3 +165,29 @@ def test_alarm_lifecycle_notifications_and_restart(
     assert state["event"] == "cleared" and state["alarm"]["state"] == "cleared"
     assert app.stop() == 0
     assert "Traceback" not in app.output()
+
+
+def test_bad_alarm_settings_are_one_line(tmp_path: Path) -> None:
+    def run(**settings: str) -> subprocess.CompletedProcess[str]:
+        env = lorameter_env(tmp_path, **settings)
+        return subprocess.run([sys.executable, "-m", "lorameter.cli", "api"], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    cases = {
+        "LORAMETER_ALARM_WEBHOOK_URL: Value error, must be an http": run(
+            alarm_webhook_url="ftp://hooks.example", alarm_webhook_secret="topsecret-42"
+        ),
+        "LORAMETER_ALARM_MQTT_TOPIC: Value error, may only use the placeholders": run(
+            alarm_mqtt_topic="alarms/{dev}"
+        ),
+        "LORAMETER_ALARM_MQTT_TOPIC: Value error, a publish topic cannot hold": run(
+            alarm_mqtt_topic="alarms/+/{device}"
+        ),
+    }
+    (tmp_path / "bad.yaml").write_text("devices:\n  - device: x\n    alarms: {leek: {}}\n")
+    cases["unknown alarm kind 'leek'"] = run(devices=str(tmp_path / "bad.yaml"))
+    for expected, done in cases.items():
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "topsecret" not in done.stderr + done.stdout

@@ -69,6 +69,9 @@ class AlarmEngine:
         self.timezone = timezone
         self._lock = threading.Lock()
         self._memory = alarms.memories()
+        self._dirty: dict[str, DeviceMemory] = {}  # memories to write at the end of a batch
+        # Active alarms by (device, kind): this engine is what raises and clears them.
+        self._active = {(a.device, a.kind) for a in alarms.alarms(state="active", limit=2**62)}
 
     # -- at ingest ---------------------------------------------------------------------------
 
@@ -82,14 +85,18 @@ class AlarmEngine:
             elif outcome.letter.device and outcome.letter.reason in _DEVICE_REASONS:
                 events.append((_letter_ns(outcome.letter), n, outcome))
         with self._lock:
-            for _, _, outcome in sorted(events, key=lambda e: (e[0], e[1])):
-                try:
+            try:
+                for _, _, outcome in sorted(events, key=lambda e: (e[0], e[1])):
                     if isinstance(outcome, Accepted):
                         self._uplink(outcome.record)
                     else:
                         self._dead_letter(outcome.letter)
-                except StoreError as exc:  # alarms must never stop ingest
-                    log.error("alarm evaluation failed: %s", exc)
+            except StoreError as exc:  # alarms must never stop ingest
+                log.error("alarm evaluation failed: %s", exc)
+            finally:
+                dirty, self._dirty = self._dirty, {}
+                if dirty:
+                    self.alarms.remember(dirty)
 
     def _uplink(self, record: UplinkRecord) -> None:
         raw = record.raw
@@ -145,7 +152,7 @@ class AlarmEngine:
 
     def _remember(self, device: str, memory: DeviceMemory) -> None:
         self._memory[device] = memory
-        self.alarms.remember(device, memory)
+        self._dirty[device] = memory
 
     def _evaluate(
         self,
@@ -163,13 +170,13 @@ class AlarmEngine:
             if not limits["enabled"]:
                 continue
             verdict = rule.condition(facts, limits)
-            active = self.alarms.active(device, rule.kind)
-            step = transition(active is not None, verdict)
+            key = (device, rule.kind)
+            step = transition(key in self._active, verdict)
             if step is None or verdict is None:
                 continue
             if step == "raise":
                 log.warning("alarm %s on %s: %s", rule.kind, device, verdict.reason)
-            self.alarms.change(
+            after = self.alarms.change(
                 step,
                 device=device,
                 kind=rule.kind,
@@ -179,6 +186,10 @@ class AlarmEngine:
                 medium=memory.medium,
                 site=memory.site,
             )
+            if after is not None and after.state == "active":
+                self._active.add(key)
+            else:
+                self._active.discard(key)
 
     def _limits(self, rule: Rule, entry: DeviceEntry | None) -> dict[str, float]:
         return thresholds(rule, entry.alarms if entry else {})

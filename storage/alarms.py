@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -284,11 +284,12 @@ class SQLiteAlarms:
         rows = self._rows("SELECT device, memory FROM alarm_devices ORDER BY device")
         return {str(d): DeviceMemory(**json.loads(m)) for d, m in rows}
 
-    def remember(self, device: str, memory: DeviceMemory) -> None:
+    def remember(self, memories: Mapping[str, DeviceMemory]) -> None:
+        """Keep what the engine knows of these devices (one transaction)."""
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR REPLACE INTO alarm_devices VALUES (?, ?)",
-                (device, json.dumps(asdict(memory))),
+                [(device, json.dumps(asdict(m))) for device, m in memories.items()],
             )
 
     # -- reads and acks (the API) ------------------------------------------------------------

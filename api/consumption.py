@@ -17,6 +17,7 @@ from decoders import registry as decoder_registry
 from decoders.core import MEDIA, VOCABULARY, Kind
 from metering.calendar import interval_bounds, to_ns
 from metering.consumption import Intervals, register_at
+from metering.fleet import FleetSeries, fleet_consumption
 from metering.meter import PRIMARY_REGISTER, MeterConfig, device_consumption
 from metering.register import Curve, RegisterModel, build_curve
 from storage.base import DeviceSummary, Series, Store
@@ -221,9 +222,13 @@ def fleet_reports(
     for m in [medium] if medium else MEDIA:
         name = field or PRIMARY_REGISTER[m]
         found = store.series(name, start, end, devices=wanted, medium=m)
-        for device in sorted(found):
-            config = meters.get(device) or MeterConfig()
-            yield _report(device, config.meter, m, name, config, found[device], window)
+        fleet = FleetSeries.from_arrays(
+            {d: (found[d].times_ns, found[d].values) for d in sorted(found)}
+        )
+        configs = [meters.get(d) or MeterConfig() for d in fleet.devices]
+        results = fleet_consumption(fleet, configs, name, bounds)
+        for device, config, (curve, intervals) in zip(fleet.devices, configs, results, strict=True):
+            yield DeviceReport(device, config.meter, m, name, window, curve, intervals)
 
 
 def register_read(

@@ -73,7 +73,7 @@ def run_demo(
         store.close()
         raise fail(str(exc)) from exc
     log.info("embedded %s broker on %s", broker.kind, broker.url)
-    meters = simulator.fleet(args.meters)
+    meters = simulator.fleet(args.meters, datetime.now(UTC))
     devices = parse_registry(simulator.registry_document(meters), "demo fleet")
     settings = settings.model_copy(update={"mqtt_url": broker.url, "mqtt_client_id": ""})
     ingest = ingest_service(settings, store, devices)

@@ -70,11 +70,20 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """The demo's meter exchange: the old meter ends, a new one starts from its factory reading."""
+
+    at: datetime
+    new_start: float
+    new_meter: str
+
+
+@dataclass(frozen=True)
 class SimMeter:
     """One simulated device."""
 
     index: int
-    kind: str  # heat | water | electricity | pulse
+    kind: str  # heat | water | electricity | pulse | pulse16
     device_id: str
     dev_eui: str
     decoder: str
@@ -85,13 +94,37 @@ class SimMeter:
     base: float  # register at the epoch
     profile: Profile
     fault: str = ""  # what the alarm demo shows: leak | backflow | silent | low_battery
+    exchange: Exchange | None = None  # the meter was exchanged (water-001)
+    gap: tuple[datetime, datetime] | None = None  # the device was silent (heat-000)
 
     def seconds(self, when: datetime) -> float:
         return (when - _EPOCH).total_seconds()
 
     def register(self, when: datetime) -> float:
+        """The register the device reads at ``when`` (the new meter's after an exchange)."""
+        total = self._total(when)
+        if self.exchange is not None and when >= self.exchange.at:
+            return self.exchange.new_start + total - self._total(self.exchange.at)
+        return self.base + total
+
+    def _total(self, when: datetime) -> float:
+        """What flowed since the epoch: the daily wave, plus the leak of a leaking meter."""
         leak = LEAK_M3H * self.seconds(when) / 3600 if self.fault == "leak" else 0.0
-        return self.base + self.profile.total(self.seconds(when)) + leak
+        return self.profile.total(self.seconds(when)) + leak
+
+    def logged(self, when: datetime, sent: datetime) -> float:
+        """The register a frame sent at ``sent`` logs for ``when``: a new meter logged nothing
+        before it was installed, so its log holds its factory reading there."""
+        if self.exchange is not None and when < self.exchange.at <= sent:
+            return self.exchange.new_start
+        return self.register(when)
+
+    def consumed(self, start: datetime, end: datetime) -> float:
+        """What really flowed between two instants (exchange or not)."""
+        return self._total(end) - self._total(start)
+
+    def silent(self, when: datetime) -> bool:
+        return self.gap is not None and self.gap[0] <= when < self.gap[1]
 
     def rate(self, when: datetime) -> float:
         return self.profile.rate(self.seconds(when)) + (LEAK_M3H if self.fault == "leak" else 0)
@@ -126,7 +159,9 @@ class SimMeter:
         # Axioma Qalcosonic W1 extended frame (fPort 100): now + 15 hourly history values.
         now = int(when.timestamp())
         log_start = when.replace(minute=0, second=0, microsecond=0) - timedelta(hours=15)
-        litres = [round(self.register(log_start + timedelta(hours=h)) * 1000) for h in range(16)]
+        litres = [
+            round(self.logged(log_start + timedelta(hours=h), when) * 1000) for h in range(16)
+        ]
         deltas = [b - a for a, b in itertools.pairwise(litres)]
         current = round(self.register(when) * 1000)
         status = 0x70 if self.fault == "backflow" else 0  # temporary error 011: backflow
@@ -149,6 +184,12 @@ class SimMeter:
         return 85, bytes([0x01, 0x75, battery, 0x03, 0x67]) + struct.pack("<h", temperature) + (
             bytes([0x05, 0xC8]) + struct.pack("<I", pulses)
         )
+
+    def _pulse16(self, when: datetime) -> tuple[int, bytes]:
+        # Netvox R718H (fPort 6) in cumulative mode: a uint16 count of 1 L pulses that wraps
+        # at 65,536 (every 65.536 m³), big-endian; battery 3.6 V.
+        pulses = int((self.register(when) - self.base) * 1000) % 65_536
+        return 6, bytes([0x01, 0x1F, 0x01, 36]) + struct.pack(">HH", pulses, 0) + bytes(3)
 
     # -- the TTS v3 envelope ---------------------------------------------------------------
 
@@ -209,22 +250,34 @@ _KINDS = {
     "water": ("axioma_qalcosonic_w1", "axioma", "qalcosonic-w1", 0.025, 1.6, 300.0),
     "electricity": ("elv_lw_esi", "elv", "elv-lw-esi", 0.45, 0.6, 8_000.0),
     "pulse": ("milesight_em300_di", "milesight-iot", "em300-di", 0.04, 1.6, 150.0),
+    # a school's main water meter read by a 16-bit pulse counter: rolls over every ~5 days
+    "pulse16": ("netvox_r718h", "netvox", "r718h", 0.55, 1.6, 2_000.0),
 }
 # Water rests at night: the wave's low (sin = -1) near 02:00 UTC, the quiet hours around it.
 _NIGHT_PHASE = 1.5 * math.pi - 2 * math.pi * 7200 / _DAY_S
 # The alarm demo (issue 9): fleet index -> fault; a leak of 6 L/h runs day and night.
-FAULTS = {1: "leak", 3: "backflow", 4: "silent", 6: "low_battery"}
+FAULTS = {7: "leak", 3: "backflow", 4: "silent", 6: "low_battery"}
 LEAK_M3H = 0.006
 SILENT_FOR = timedelta(hours=3)  # the silent heat meter's last uplink is this long ago
 _MIX = ("heat", "water", "electricity", "water", "heat", "electricity", "pulse", "water")
 _SITES = ("rathaus", "stadtwerke", "schule-nord", "hallenbad", "wohnpark-sued")
 
 
-def fleet(size: int = 32) -> list[SimMeter]:
-    """A deterministic fleet of ``size`` meters, mixing all kinds."""
+# Meters that show what metering gets right (with the default fleet of 32): heat-000 falls
+# silent for 6 hours, water-001 is exchanged, pulse16-014 rolls over.
+_GAP, _EXCHANGED, _ROLLS_OVER = 0, 1, 14
+
+
+def fleet(size: int = 32, now: datetime | None = None) -> list[SimMeter]:
+    """A deterministic fleet of ``size`` meters, mixing all kinds.
+
+    The exchange and the gap lie in the days before ``now`` (default: today), at fixed times of
+    day, so the history shows them and every run on the same day sends the same uplinks.
+    """
+    day = _floor(now or datetime.now(UTC)).replace(hour=0, minute=0)
     meters = []
     for i in range(size):
-        kind = _MIX[i % len(_MIX)]
+        kind = "pulse16" if i == _ROLLS_OVER else _MIX[i % len(_MIX)]
         decoder, brand, model, mean, swing, base = _KINDS[kind]
         h = _hash("meter", str(i))
         meters.append(
@@ -236,7 +289,7 @@ def fleet(size: int = 32) -> list[SimMeter]:
                 decoder=decoder,
                 brand_id=brand,
                 model_id=model,
-                meter=f"{1_000_000 * (1 + _MIX.index(kind)) + 4711 + i:08d}",
+                meter=f"{1_000_000 * (1 + list(_KINDS).index(kind)) + 4711 + i:08d}",
                 site=_SITES[i % len(_SITES)],
                 base=base * (1 + (h % 1000) / 1000),
                 profile=Profile(
@@ -245,6 +298,15 @@ def fleet(size: int = 32) -> list[SimMeter]:
                     _NIGHT_PHASE + (h % 60 - 30) / 100 if swing > 1 else (h % 628) / 100,
                 ),
                 fault=FAULTS.get(i, ""),
+                exchange=Exchange(
+                    day - timedelta(days=3) + timedelta(hours=9, minutes=30),
+                    new_start=0.012,
+                    new_meter=f"{2_000_000 + 9000 + i:08d}",
+                )
+                if i == _EXCHANGED
+                else None,
+                # six silent hours across local midnight: the day bound is estimated
+                gap=(day - timedelta(hours=28), day - timedelta(hours=22)) if i == _GAP else None,
             )
         )
     return meters
@@ -260,7 +322,11 @@ def history(meters: list[SimMeter], end: datetime, days: float) -> Iterator[tupl
     while slot <= end:
         for meter in meters:
             when = slot + timedelta(seconds=5 + meter.index * 7 % 600)
-            if when <= end and (meter.fault != "silent" or when <= end - SILENT_FOR):
+            if (
+                when <= end
+                and not meter.silent(when)
+                and (meter.fault != "silent" or when <= end - SILENT_FOR)
+            ):
                 yield meter.uplink(when)
         slot += SLOT
 
@@ -291,6 +357,31 @@ def registry_document(meters: list[SimMeter]) -> dict[str, Any]:
                 medium="water",
                 params={"pulse_factor": 10, "pulse_unit": "l", "pulse_offset": meter.base},
             )
+        if meter.kind == "pulse16":
+            entry.update(
+                decoder=meter.decoder,
+                medium="water",
+                params={
+                    "pulse_factor": 1,
+                    "pulse_unit": "l",
+                    "pulse_offset": meter.base,
+                    "counter_mode": "cumulative",
+                },
+                registers={"volume_m3": {"rollover": 65.536}},  # 65,536 pulses of 1 L
+            )
+        if meter.exchange is not None:
+            at = meter.exchange.at
+            entry["exchanges"] = [
+                {
+                    "at": at.isoformat(),
+                    "old_end": {"volume_m3": round(meter.base + meter.profile.total(
+                        meter.seconds(at)), 3)},
+                    "new_start": {"volume_m3": meter.exchange.new_start},
+                    "new_meter": meter.exchange.new_meter,
+                }
+            ]  # fmt: skip
+        if meter.kind in ("heat", "water", "electricity", "pulse", "pulse16"):
+            entry["expected_interval_s"] = 900
         devices.append(entry)
     return {"devices": devices}
 

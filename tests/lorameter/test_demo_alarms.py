@@ -20,7 +20,7 @@ NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def test_water_profile_rests_at_night_and_integrates_exactly() -> None:
-    (water,) = [m for m in simulator.fleet(8) if m.kind == "water" and not m.fault][:1]
+    (water,) = [m for m in simulator.fleet(8, NOW) if m.kind == "water" and not m.fault][:1]
     t0 = water.seconds(NOW)
     steps = 20_000
     numeric = sum(water.profile.rate(t0 + (i + 0.5) * 86_400 / steps) for i in range(steps))
@@ -32,7 +32,7 @@ def test_water_profile_rests_at_night_and_integrates_exactly() -> None:
 
 
 def test_demo_fleet_raises_its_alarms(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    meters = simulator.fleet(8)
+    meters = simulator.fleet(8, NOW)
     registry = parse_registry(simulator.registry_document(meters))
     pipeline = Pipeline(registry)
     store = SQLiteStore(tmp_path / "demo.db")
@@ -53,14 +53,19 @@ def test_demo_fleet_raises_its_alarms(tmp_path: Path, caplog: pytest.LogCaptureF
     found = {(a.device, a.kind) for a in alarms.alarms(state="active")}
     faulty = {m.index: m.device_id for m in meters if m.fault}
     assert found == {
-        (faulty[1], "continuous_flow"),
-        (faulty[1], "night_flow"),
+        (faulty[7], "continuous_flow"),
+        (faulty[7], "night_flow"),
         (faulty[3], "backflow"),
         (faulty[4], "silent"),
         (faulty[6], "low_battery"),
     }
-    # no meter was taken for silent while the history caught up; nothing went wrong
-    assert alarms.alarms(state="cleared", kind="silent") == []
+    # no meter was taken for silent while the history caught up, but heat-000's six silent
+    # hours (the metering demo's gap) were, and it cleared when the meter came back
+    (gap,) = alarms.alarms(state="cleared", kind="silent")
+    assert gap.device == "heat-000"
+    began, ended = meters[0].gap or (NOW, NOW)
+    assert began < gap.raised_at <= began + timedelta(minutes=45)  # 3 x 15 min after the last
+    assert ended <= gap.cleared_at < ended + timedelta(minutes=15)  # its first uplink again
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     (silent,) = alarms.alarms(kind="silent")
     assert NOW - timedelta(hours=3) < silent.raised_at < NOW - timedelta(hours=2)

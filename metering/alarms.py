@@ -23,6 +23,8 @@ import numpy.typing as npt
 from decoders.core import Value
 
 __all__ = [
+    "HOUR_NS",
+    "KINDS",
     "RULES",
     "Facts",
     "Rule",

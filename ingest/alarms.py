@@ -131,7 +131,13 @@ class AlarmEngine:
             interval_s=1.0,  # an uplink just came: not silent, whatever the interval
         )
         self._evaluate(raw.device, Trigger.UPLINK, facts, memory, entry)
-        # The next uplink clears a silent meter and a run of dead letters.
+        # A gap in the data longer than the silence limit was a silent spell, whether or not a
+        # sweep ran during it (a replay passes a gap in no time): raised at its start here ...
+        interval = self._interval(memory, entry)
+        if memory.last_ns and interval:
+            gap = Facts(time_ns=at, last_uplink_ns=memory.last_ns, interval_s=interval)
+            self._evaluate(raw.device, Trigger.SWEEP, gap, memory, entry, only=("silent",))
+        # ... and this uplink clears it, as it clears a run of dead letters.
         self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
         self._evaluate(raw.device, Trigger.DEAD_LETTER, facts, memory, entry)
         memory.last_ns, memory.last_f_cnt, memory.dead_streak = at, raw.f_cnt, 0
@@ -190,6 +196,11 @@ class AlarmEngine:
                 self._active.add(key)
             else:
                 self._active.discard(key)
+
+    def _interval(self, memory: DeviceMemory, entry: DeviceEntry | None) -> float | None:
+        """The registry's expected uplink interval, else the median of the last uplinks'."""
+        registered = entry.expected_interval_s if entry else None
+        return registered or _learnt(memory.recent_ns)
 
     def _limits(self, rule: Rule, entry: DeviceEntry | None) -> dict[str, float]:
         return thresholds(rule, entry.alarms if entry else {})
@@ -268,8 +279,7 @@ class AlarmEngine:
         now_ns: int,
         flows: Facts | None,
     ) -> None:
-        registered = entry.expected_interval_s if entry else None
-        interval = registered or _learnt(memory.recent_ns)
+        interval = self._interval(memory, entry)
         facts = replace(
             flows or Facts(time_ns=now_ns),
             last_uplink_ns=memory.last_ns or None,

@@ -238,3 +238,16 @@ def test_signed_change_interpolates_bounds() -> None:
     bounds = np.array([0, h, 2 * h, 3 * h], dtype=np.int64)
     change = signed_hourly_change(Series(times, values), bounds)
     np.testing.assert_allclose(change, [5 / 3, 4 / 3, np.nan])
+
+
+def test_a_gap_in_replayed_data_is_a_silent_spell_without_any_sweep(rig: Rig) -> None:
+    times = [T0 + timedelta(minutes=15 * i) for i in range(6)]
+    times += [times[-1] + timedelta(hours=4) + timedelta(minutes=15 * i) for i in range(3)]
+    rig.feed(*[up("em-1", esi(5 + i), when, i + 1, port=10) for i, when in enumerate(times)])
+    (spell,) = rig.alarms_of("em-1", "silent")
+    assert spell.state == "cleared"
+    assert spell.raised_at == times[5] + timedelta(minutes=45)
+    assert spell.cleared_at == times[6]
+    # a sweep that runs later (or ran during the gap) does not change the record
+    rig.engine.sweep(times[-1] + timedelta(minutes=5))
+    assert [a.to_json() for a in rig.alarms_of("em-1", "silent")] == [spell.to_json()]

@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 import lorameter
 from api.routes import alarms as alarms_routes
 from api.routes import consumption, dead_letters, decoders, devices, health
+from api.web import mount_web
+from api.web.policy import add_content_security_policy
 from metering.meter import MeterConfig
 from storage.alarms import AlarmStore
 from storage.base import Store
@@ -30,12 +33,14 @@ def create_app(
     ``meters``: the registry's metering settings per device; ``timezone``: the site's zone;
     ``alarms``: the alarm tables (None: the alarm routes answer 503).
     """
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
+    app: FastAPI = FastAPIOffline(
         title="lorameter",
         version=lorameter.__version__,
         description="LoRaWAN meter readings: devices, readings, decoders. Times are RFC 3339;"
         " every value carries its unit in its field name.",
     )
+    add_content_security_policy(app)
     app.state.store = store
     app.state.ingest = ingest
     app.state.meters = dict(meters or {})
@@ -43,4 +48,5 @@ def create_app(
     app.state.alarms = alarms
     for module in (health, devices, consumption, decoders, dead_letters, alarms_routes):
         app.include_router(module.router)
+    mount_web(app)
     return app

@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from lorameter.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from metering.meter import MeterConfig
 
 __all__ = ["main"]
 
@@ -84,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--list", action="store_true", help="list the decoder ids")
     replay = add("replay", _cmd_replay, "ingest a file of uplink JSON lines (TTS or ChirpStack)")
     replay.add_argument("file", type=Path)
+    boards = sub.add_parser("dashboards", help="Grafana dashboards")
+    boards_sub = boards.add_subparsers(dest="action", metavar="ACTION", required=True)
+    push = boards_sub.add_parser(
+        "push",
+        help="upload the dashboards to an existing Grafana",
+        description="Upload lorameter's dashboards to a Grafana through its HTTP API,"
+        " into one folder, overwriting earlier versions.",
+    )
+    push.set_defaults(handler=_cmd_dashboards_push)
+    push.add_argument("--url", required=True, help="Grafana's base URL, e.g. https://grafana:3000")
+    push.add_argument("--token", default=os.environ.get("GRAFANA_TOKEN", ""),
+                      help="service account token (default: $GRAFANA_TOKEN)")  # fmt: skip
+    push.add_argument("--folder", default="lorameter", help="folder title (default: lorameter)")
+    push.add_argument("--datasource-uid", default="lorameter-influxdb",
+                      help="uid of Grafana's InfluxDB (InfluxQL) datasource to query")  # fmt: skip
     used = add("consumption", _cmd_consumption, "a device's consumption per calendar interval")
     used.add_argument("device")
     used.add_argument("--from", dest="start", help="RFC 3339 or a date (local midnight)")
@@ -192,14 +211,24 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve_api(settings: Settings, store: Any, ingest: Any, on_started: Callable[[], None]) -> None:
-    """Serve the API until SIGINT/SIGTERM (uvicorn handles both)."""
+def _serve_api(
+    settings: Settings,
+    store: Any,
+    ingest: Any,
+    on_started: Callable[[], None],
+    meters: Mapping[str, MeterConfig] | None = None,
+) -> None:
+    """Serve the API until SIGINT/SIGTERM (uvicorn handles both).
+
+    ``meters``: the devices' metering settings (default: from the registry file).
+    """
     import uvicorn
 
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
-    meters = _registry(settings).meter_configs()
+    if meters is None:
+        meters = _registry(settings).meter_configs()
     alarms = ingest.alarms.engine.alarms if ingest is not None else _alarm_store(settings)
     config = uvicorn.Config(
         create_app(store, ingest, meters=meters, timezone=settings.timezone, alarms=alarms),
@@ -252,11 +281,28 @@ def _watch_fatal(ingest: Any, on_fatal: Callable[[], None], stop: threading.Even
 # -- commands -------------------------------------------------------------------------------
 
 
+def _rollup(settings: Settings, store: Any) -> Any:
+    """The consumption points writer for dashboards, started (None when switched off)."""
+    from lorameter.rollup import Rollup
+
+    if not settings.rollup_interval_s:
+        return None
+    rollup = Rollup(
+        store,
+        _registry(settings).meter_configs(),
+        settings.timezone,
+        every_s=settings.rollup_interval_s,
+    )
+    rollup.start()
+    return rollup
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings)
     ingest = _ingest_service(settings, store)
     stop = threading.Event()
     ingest.start()
+    rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     threading.Thread(
         target=_watch_fatal, args=(ingest, lambda: signal.raise_signal(signal.SIGTERM), stop),
@@ -271,6 +317,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         stop.set()
+        if rollup is not None:
+            rollup.stop()
         ingest.stop()
         store.close()
     if ingest.fatal:
@@ -286,12 +334,15 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     ingest.start()
+    rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
     try:
         while not stop.wait(0.2):
             if ingest.fatal:
                 break
     finally:
+        if rollup is not None:
+            rollup.stop()
         ingest.stop()
         store.close()
     if ingest.fatal:
@@ -386,6 +437,20 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         f" {s['rejected_total']} rejected"
         + (f" ({', '.join(f'{k} {v}' for k, v in rejected.items())})" if rejected else "")
     )
+    return 0
+
+
+def _cmd_dashboards_push(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.publish import PublishError, push
+
+    if not args.token:
+        raise UsageError("give a Grafana service account token: --token or GRAFANA_TOKEN")
+    try:
+        pushed = push(args.url, args.token, folder=args.folder, datasource_uid=args.datasource_uid)
+    except PublishError as exc:
+        raise UsageError(str(exc)) from None
+    for board in pushed:
+        print(f"{board.title}: version {board.version} at {board.url or board.uid}")
     return 0
 
 

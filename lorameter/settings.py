@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
 
     devices: str = Field("", description="device registry file (YAML)")
+    rollup_interval_s: float = Field(
+        900.0, ge=0, description="write consumption points for dashboards this often (0: never)"
+    )
     timezone: str = Field(
         "Europe/Berlin", description="the site's zone for calendar intervals (days, months)"
     )

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure the real services the tests start are installed: mosquitto and influxd (Debian's
-# packages). Installs them when missing and we are root; otherwise says what to install.
+# Makes sure the real services the tests start are installed: mosquitto, influxd and the headless
+# chromium that drives the web pages (Debian's packages). Installs them when missing and we are
+# root; otherwise says what to install.
 set -euo pipefail
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # tests/web drive it through Playwright
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

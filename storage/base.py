@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from decoders.core import Value
-from storage.schema import DeadLetter, RawUplink, UplinkRecord
+from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord
 
 __all__ = [
     "DeviceSummary",
@@ -102,6 +102,10 @@ class Store(Protocol):
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Keep messages that did not become readings, with their raw bytes."""
+        ...
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Store derived points (lorameter's own ``consumption``); the same point overwrites."""
         ...
 
     def devices(self) -> list[DeviceSummary]:

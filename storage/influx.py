@@ -45,8 +45,8 @@ from storage.influx_schema import (
     series_statements,
     uplink_lines,
 )
-from storage.line_protocol import quote_literal
-from storage.schema import DeadLetter, RawUplink, UplinkRecord, to_ns
+from storage.line_protocol import encode_line, quote_literal
+from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, to_ns
 from storage.spool import Spool, SpoolFullError
 
 __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
@@ -138,6 +138,12 @@ class InfluxStore:
         self._queued()
         written = sum(new)
         return WriteResult(written=written, duplicates=len(new) - written)
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        lines = [encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in points]
+        if lines:
+            self.spool.enqueue([(None, lines)])
+            self._queued()
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self.spool.enqueue([(None, [self._dead_letter_line(d) for d in letters])])

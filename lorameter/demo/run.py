@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.devices import parse_registry
 from lorameter.demo import simulator
 from lorameter.demo.broker import start_embedded_broker
+from lorameter.rollup import Rollup
 from lorameter.settings import Settings
 
 __all__ = ["run_demo"]
@@ -78,6 +79,8 @@ def run_demo(
     settings = settings.model_copy(update={"mqtt_url": broker.url, "mqtt_client_id": ""})
     ingest = ingest_service(settings, store, devices)
     ingest.start()
+    rollup = Rollup(store, devices.meter_configs(), settings.timezone, every_s=60)
+    rollup.start()
     if not ingest.mqtt.wait_connected(15):
         broker.stop()
         raise fail(f"ingest could not connect to the embedded broker: {ingest.mqtt.last_error}")
@@ -106,9 +109,10 @@ def run_demo(
             threading.Timer(args.duration, signal.raise_signal, (signal.SIGTERM,)).start()
 
     try:
-        serve_api(settings, store, ingest, started)
+        serve_api(settings, store, ingest, started, devices.meter_configs())
     finally:
         stop.set()
+        rollup.stop()
         publisher.close()
         ingest.stop()
         broker.stop()

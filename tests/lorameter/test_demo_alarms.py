@@ -32,7 +32,7 @@ def test_water_profile_rests_at_night_and_integrates_exactly() -> None:
 
 
 def test_demo_fleet_raises_its_alarms(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    meters = simulator.fleet(8, NOW)
+    meters = simulator.fleet(20, NOW)
     registry = parse_registry(simulator.registry_document(meters))
     pipeline = Pipeline(registry)
     store = SQLiteStore(tmp_path / "demo.db")
@@ -55,7 +55,7 @@ def test_demo_fleet_raises_its_alarms(tmp_path: Path, caplog: pytest.LogCaptureF
     assert found == {
         (faulty[7], "continuous_flow"),
         (faulty[7], "night_flow"),
-        (faulty[3], "backflow"),
+        (faulty[19], "backflow"),
         (faulty[4], "silent"),
         (faulty[6], "low_battery"),
     }

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from metering.meter import MeterConfig
+from storage.alarms import AlarmStore
 from storage.base import Store
 
-__all__ = ["ApiOptions", "IngestDep", "IngestStatus", "OptionsDep", "StoreDep"]
+__all__ = ["AlarmsDep", "ApiOptions", "IngestDep", "IngestStatus", "OptionsDep", "StoreDep"]
 
 
 class IngestStatus(Protocol):
@@ -55,6 +56,15 @@ def get_options(request: Request) -> ApiOptions:
     return options
 
 
+def get_alarms(request: Request) -> AlarmStore:
+    """The alarm store; 503 when this process has none."""
+    alarms: AlarmStore | None = getattr(request.app.state, "alarms", None)
+    if alarms is None:
+        raise HTTPException(503, "alarms are not set up in this process")
+    return alarms
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+AlarmsDep = Annotated[AlarmStore, Depends(get_alarms)]
 IngestDep = Annotated[IngestStatus | None, Depends(get_ingest)]
 OptionsDep = Annotated[ApiOptions, Depends(get_options)]

@@ -11,18 +11,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import __version__
 from api.deps import ApiOptions, IngestStatus
 from api.params import reject_unknown_query
+from api.routes import alarms as alarms_routes
 from api.routes import consumption, dead_letters, decoders, devices, health, metrics
 from api.web import mount_web
 from api.web.policy import add_content_security_policy
+from storage.alarms import AlarmStore
 from storage.base import Store
 
 __all__ = ["create_app"]
 
 
 def create_app(
-    store: Store, ingest: IngestStatus | None = None, options: ApiOptions | None = None
+    store: Store,
+    ingest: IngestStatus | None = None,
+    options: ApiOptions | None = None,
+    *,
+    alarms: AlarmStore | None = None,
 ) -> FastAPI:
-    """The API over a store; ``ingest`` is the in-process ingest service, if any."""
+    """The API over a store; ``ingest`` is the in-process ingest service, if any.
+
+    ``alarms``: the alarm tables (None: the alarm routes answer 503).
+    """
     options = options or ApiOptions()
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
     app: FastAPI = FastAPIOffline(
@@ -37,7 +46,8 @@ def create_app(
     app.state.ingest = ingest
     app.state.options = options
     app.state.metrics = metrics.registry_for(ingest)
-    for module in (health, metrics, devices, consumption, decoders, dead_letters):
+    app.state.alarms = alarms
+    for module in (health, metrics, devices, consumption, decoders, dead_letters, alarms_routes):
         app.include_router(module.router)
     mount_web(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)

@@ -22,6 +22,7 @@ devices:
     wmbus: KAM-12345678-1B-16       # manufacturer-identification-version-device type
     medium: water
     params: {aes_key: "000102..."}  # its OMS key
+    alarms: {night_flow: {threshold: 0.01}, silent: {factor: 4}, clock_drift: {enabled: 0}}
   - device: th-17                   # zero-code: the network server decodes, we map its output
     medium: water
     profile: {volume_m3: {path: metering.water.total, unit: l}, alarm_leak: water.leak}
@@ -43,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from decoders import registry
 from decoders.core import MEDIA, VOCABULARY, Kind, ParamError, registers_for, validate_params
 from decoders.profile import FieldMapping, parse_profile
+from metering.alarms import check_overrides
 from metering.meter import Exchange, MeterConfig
 from metering.register import RegisterModel
 from storage.schema import BASE_TAGS
@@ -132,6 +134,7 @@ class DeviceEntry(BaseModel):
     registers: dict[str, RegisterEntry] = Field(default_factory=dict)
     exchanges: list[ExchangeEntry] = Field(default_factory=list)
     wmbus: str = ""  # the address of a wireless M-Bus meter read through bridges
+    alarms: dict[str, dict[str, float]] = Field(default_factory=dict)  # metering/alarms.py
 
     @field_validator("wmbus")
     @classmethod
@@ -197,6 +200,12 @@ class DeviceEntry(BaseModel):
     def _profile(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value:
             parse_profile(value)
+        return value
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarms(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        check_overrides(value)
         return value
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ingest.alarm_service import AlarmService
 from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttSource
 from ingest.pipeline import Pipeline
@@ -36,11 +37,15 @@ class IngestService:
         max_message_bytes: int = 256 * 1024,
         max_queue: int = 20_000,
         stall_after_s: float = 60.0,
+        alarms: AlarmService | None = None,
     ) -> None:
         self.stats = IngestStats()
         self.pipeline = Pipeline(devices, max_bytes=max_message_bytes)
         self.writer = Writer(store, self.stats, max_queue=max_queue)
         self.stall_after_s = stall_after_s
+        self.alarms = alarms
+        if alarms is not None:
+            self.writer.on_stored = alarms.on_stored
         self.mqtt = MqttSource(
             mqtt_url, topics, self._handle, client_id=client_id, qos=qos, ca_file=ca_file,
             on_crash=self.stats.crash,
@@ -61,6 +66,8 @@ class IngestService:
     def start(self) -> None:
         self.writer.start()
         self.mqtt.start()
+        if self.alarms is not None:
+            self.alarms.start()
 
     def stop(self, timeout: float = 4.0) -> None:
         """Stop receiving, then store what was received; bounded by ``timeout`` s in all.
@@ -70,6 +77,8 @@ class IngestService:
         deadline = time.monotonic() + timeout
         self.mqtt.stop(timeout=min(2.0, timeout / 2))
         self.writer.stop(timeout=max(0.5, deadline - time.monotonic()))
+        if self.alarms is not None:
+            self.alarms.stop()
 
     @property
     def fatal(self) -> str | None:
@@ -129,5 +138,6 @@ class IngestService:
             "queue_depth": self.writer.depth,
             "oldest_unwritten_age_s": round(self.writer.oldest_age_s(), 3),
             "problems": self.problems(),
+            "alarms": self.alarms.health() if self.alarms is not None else None,
             **self.stats.snapshot(),
         }

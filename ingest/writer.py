@@ -72,6 +72,9 @@ class Writer:
         # What /health reads: when the last write ended well, and whether writes fail now.
         self.last_progress = time.monotonic()
         self.failing_since: float | None = None
+        self._stopping = False
+        # Called with each stored batch's outcomes, before the broker acks (the alarm engine).
+        self.on_stored: Callable[[Sequence[Accepted | Rejected]], None] | None = None
 
     def start(self) -> None:
         self.worker.start()
@@ -199,6 +202,11 @@ class Writer:
         letters.extend(unstorable)
         if letters:
             self._write_letters(letters)
+        if self.on_stored is not None:
+            try:  # the alarm engine: a bug there must not hold up ingestion or its acks
+                self.on_stored([i.outcome for i in batch])
+            except Exception:
+                log.exception("evaluating alarms for a stored batch failed")
         stored = [a.record for a in accepted]
         simulated = sum(1 for r in stored if r.raw.simulated)
         self.stats.count(

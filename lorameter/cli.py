@@ -186,13 +186,28 @@ def _store_identity(settings: Settings) -> str:
 def _ingest_service(
     settings: Settings, store: Store, devices: DeviceRegistry | None = None
 ) -> IngestService:
+    from ingest.alarm_service import AlarmService, mqtt_publisher
+    from ingest.alarms import AlarmEngine
     from ingest.mqtt import MqttError, default_client_id
+    from ingest.notify import Notifier
     from ingest.service import IngestService
 
+    devices = devices if devices is not None else _registry(settings)
+    alarms = _alarm_store(settings)
+    notifier = Notifier(
+        alarms,
+        topic=settings.alarm_mqtt_topic,
+        webhook_url=settings.alarm_webhook_url,
+        secret=settings.alarm_webhook_secret,
+        retry_max_s=settings.alarm_retry_max_s,
+    )
+    engine = AlarmEngine(alarms, devices, store, timezone=settings.timezone)
+    service = AlarmService(engine, notifier,
+                           sweep_s=settings.alarm_sweep_s)  # fmt: skip
     try:
-        return IngestService(
+        ingest = IngestService(
             store,
-            devices if devices is not None else _registry(settings),
+            devices,
             mqtt_url=settings.mqtt_url,
             topics=settings.topics,
             # at-least-once: the same id after a restart finds its persistent session again
@@ -200,8 +215,27 @@ def _ingest_service(
             qos=settings.mqtt_qos,
             ca_file=settings.mqtt_ca_file,
             max_message_bytes=settings.max_message_bytes,
+            alarms=service,
         )
     except MqttError as exc:
+        raise UsageError(str(exc)) from exc
+    if settings.alarm_mqtt_topic:
+        notifier.publish = mqtt_publisher(ingest.mqtt.client)
+    return ingest
+
+
+def _alarm_store(settings: Settings) -> Any:
+    """The alarm tables (the SQLite store's file, or a sidecar next to the InfluxDB spool)."""
+    from storage import StoreError
+    from storage.alarms import SQLiteAlarms, alarm_db_path
+
+    channels = (("mqtt",) if settings.alarm_mqtt_topic else ()) + (
+        ("webhook",) if settings.alarm_webhook_url else ()
+    )
+    path = alarm_db_path(settings.store_url, settings.spool_path)
+    try:
+        return SQLiteAlarms(path, channels=channels)
+    except StoreError as exc:
         raise UsageError(str(exc)) from exc
 
 
@@ -234,6 +268,7 @@ def _serve_api(
     from api.main import create_app
 
     _check_port_free(settings.api_host, settings.api_port)
+    alarms = ingest.alarms.engine.alarms if ingest is not None and ingest.alarms else None
     options = ApiOptions(
         timezone=settings.zone,
         max_body_bytes=settings.api_max_body_bytes,
@@ -241,7 +276,7 @@ def _serve_api(
         meters=_registry(settings).meter_configs() if meters is None else meters,
     )
     config = uvicorn.Config(
-        create_app(store, ingest, options),
+        create_app(store, ingest, options, alarms=alarms or _alarm_store(settings)),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
         "Europe/Berlin",
         description="the site's zone: calendar intervals, key dates, a date alone in from/to",
     )
+
+    alarm_mqtt_topic: str = Field(
+        "lorameter/alarms/{device}/{kind}",
+        description="retained alarm state published on ingest's broker; empty: no MQTT alarms",
+    )
+    alarm_webhook_url: str = Field("", description="HTTP endpoint POSTed each alarm event (JSON)")
+    alarm_webhook_secret: str = Field(
+        "", description="shared secret of the X-Lorameter-Signature HMAC-SHA256 header"
+    )
+    alarm_sweep_s: float = Field(60.0, gt=0, description="seconds between silent/flow sweeps")
+    alarm_retry_max_s: float = Field(300.0, gt=0, description="longest wait between retries")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
     api_max_body_bytes: int = Field(
@@ -72,6 +83,25 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator("mqtt_url")
+    @field_validator("alarm_webhook_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("alarm_mqtt_topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        try:
+            topic = value.format(device="d", kind="k")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError("may only use the placeholders {device} and {kind}") from exc
+        if "+" in topic or "#" in topic:
+            raise ValueError("a publish topic cannot hold the wildcards + or #")
+        return value
+
+    @field_validator("mqtt_url", "store_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
         try:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from api import __version__
-from api.deps import IngestDep, StoreDep
+from api.deps import IngestDep, StoreDep, get_alarms
+from storage.base import StoreError
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, Any]:
+def health(
+    store: StoreDep, ingest: IngestDep, request: Request, response: Response
+) -> dict[str, Any]:
     """Store state and durable counts; this process's ingest counters when it runs ingest.
 
     Answers 503, with the reasons in ``problems``, when the store cannot take writes, when
@@ -33,6 +36,7 @@ def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, 
             **state.extra,
         },
         "ingest": ingest.health() if ingest is not None else None,
+        "alarms": _alarm_counts(request),
     }
     problems = [] if state.ok else [f"store: {state.detail}"]
     if body["ingest"] is not None:
@@ -42,3 +46,12 @@ def health(store: StoreDep, ingest: IngestDep, response: Response) -> dict[str, 
     if problems:
         response.status_code = 503
     return body
+
+
+def _alarm_counts(request: Request) -> dict[str, Any] | None:
+    """Active alarms by kind (None when this process has no alarm store)."""
+    try:
+        counts = get_alarms(request).active_counts()
+    except (HTTPException, StoreError):
+        return None
+    return {"active": counts, "active_total": sum(counts.values())}

@@ -86,6 +86,8 @@ def run_demo(
         raise fail("--meters must be at least 4 (one of each kind)")
     if "store_url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store_url": DEMO_STORE})
+    if "alarm_sweep_s" not in settings.model_fields_set:  # alarms show within a minute
+        settings = settings.model_copy(update={"alarm_sweep_s": 10.0})
     store = open_store(settings)
     try:
         broker = start_embedded_broker()
@@ -165,7 +167,7 @@ def _run_fleet(
         status.phase = "live"
         while not stop.wait(args.live_interval):
             when = datetime.now(UTC)
-            for meter in meters:
+            for meter in simulator.live(meters):
                 publisher.publish(*meter.uplink(when))
     except Exception:  # the demo must say why its fleet stopped, not die silently
         log.exception("the simulated fleet stopped")

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["APPLICATION", "SimMeter", "bad_messages", "fleet", "history", "registry_document"]
+__all__ = [
+    "APPLICATION",
+    "SimMeter",
+    "bad_messages",
+    "fleet",
+    "history",
+    "live",
+    "registry_document",
+]
 
 APPLICATION = "lorameter-demo"
 SLOT = timedelta(minutes=15)
@@ -36,13 +44,29 @@ class Profile:
     phase: float
 
     def rate(self, t: float) -> float:
-        return self.mean * (1 + self.swing * math.sin(2 * math.pi * t / _DAY_S + self.phase))
+        # A swing above 1 is cut at zero: hours without any consumption (water at night).
+        wave = 1 + self.swing * math.sin(2 * math.pi * t / _DAY_S + self.phase)
+        return self.mean * max(0.0, wave)
 
     def total(self, t: float) -> float:
         """The exact integral of rate from the epoch to t (seconds), in units."""
         w = 2 * math.pi / _DAY_S
-        wave = -(math.cos(w * t + self.phase) - math.cos(self.phase)) / w
-        return self.mean * (t + self.swing * wave) / 3600
+        return self.mean * (self._angle(w * t + self.phase) - self._angle(self.phase)) / w / 3600
+
+    def _angle(self, x: float) -> float:
+        """The integral of max(0, 1 + swing sin u) du from 0 to x."""
+        s = self.swing
+
+        def g(u: float) -> float:
+            return u - s * math.cos(u)
+
+        if s <= 1:
+            return g(x) - g(0)
+        low, high = math.pi + math.asin(1 / s), 2 * math.pi - math.asin(1 / s)  # zero between
+        turns, rest = divmod(x, 2 * math.pi)
+        period = g(low) - g(0) + g(2 * math.pi) - g(high)
+        part = g(min(rest, low)) - g(0) + (g(rest) - g(high) if rest > high else 0.0)
+        return turns * period + part
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,7 @@ class SimMeter:
     site: str
     base: float  # register at the epoch
     profile: Profile
+    fault: str = ""  # what the alarm demo shows: leak | backflow | silent | low_battery
     exchange: Exchange | None = None  # the meter was exchanged (water-001)
     gap: tuple[datetime, datetime] | None = None  # the device was silent (heat-000)
 
@@ -77,12 +102,15 @@ class SimMeter:
 
     def register(self, when: datetime) -> float:
         """The register the device reads at ``when`` (the new meter's after an exchange)."""
-        total = self.profile.total(self.seconds(when))
+        total = self._total(when)
         if self.exchange is not None and when >= self.exchange.at:
-            return (
-                self.exchange.new_start + total - self.profile.total(self.seconds(self.exchange.at))
-            )
+            return self.exchange.new_start + total - self._total(self.exchange.at)
         return self.base + total
+
+    def _total(self, when: datetime) -> float:
+        """What flowed since the epoch: the daily wave, plus the leak of a leaking meter."""
+        leak = LEAK_M3H * self.seconds(when) / 3600 if self.fault == "leak" else 0.0
+        return self.profile.total(self.seconds(when)) + leak
 
     def logged(self, when: datetime, sent: datetime) -> float:
         """The register a frame sent at ``sent`` logs for ``when``: a new meter logged nothing
@@ -93,13 +121,13 @@ class SimMeter:
 
     def consumed(self, start: datetime, end: datetime) -> float:
         """What really flowed between two instants (exchange or not)."""
-        return self.profile.total(self.seconds(end)) - self.profile.total(self.seconds(start))
+        return self._total(end) - self._total(start)
 
     def silent(self, when: datetime) -> bool:
         return self.gap is not None and self.gap[0] <= when < self.gap[1]
 
     def rate(self, when: datetime) -> float:
-        return self.profile.rate(self.seconds(when))
+        return self.profile.rate(self.seconds(when)) + (LEAK_M3H if self.fault == "leak" else 0)
 
     # -- payloads in each device's own format ----------------------------------------------
 
@@ -136,8 +164,9 @@ class SimMeter:
         ]
         deltas = [b - a for a, b in itertools.pairwise(litres)]
         current = round(self.register(when) * 1000)
+        status = 0x70 if self.fault == "backflow" else 0  # temporary error 011: backflow
         return 100, struct.pack(
-            "<IBIII15H", now, 0, current, int(log_start.timestamp()), litres[0], *deltas
+            "<IBIII15H", now, status, current, int(log_start.timestamp()), litres[0], *deltas
         )
 
     def _electricity(self, when: datetime) -> tuple[int, bytes]:
@@ -151,7 +180,8 @@ class SimMeter:
         # Milesight EM300-DI (fPort 85): battery, temperature, pulse count (10 L per pulse).
         pulses = int((self.register(when) - self.base) * 1000 / 10)
         temperature = round((12 + 3 * math.sin(self.seconds(when) / 20000)) * 10)
-        return 85, bytes([0x01, 0x75, 92, 0x03, 0x67]) + struct.pack("<h", temperature) + (
+        battery = 8 if self.fault == "low_battery" else 92
+        return 85, bytes([0x01, 0x75, battery, 0x03, 0x67]) + struct.pack("<h", temperature) + (
             bytes([0x05, 0xC8]) + struct.pack("<I", pulses)
         )
 
@@ -217,12 +247,19 @@ def _hash(*parts: str) -> int:
 _KINDS = {
     # kind: (decoder, TTS brand, model, mean per hour, swing, base range)
     "heat": ("elvaco_cmi4110", "elvaco", "cmi4110", 4.0, 0.5, 20_000.0),
-    "water": ("axioma_qalcosonic_w1", "axioma", "qalcosonic-w1", 0.025, 0.9, 300.0),
+    "water": ("axioma_qalcosonic_w1", "axioma", "qalcosonic-w1", 0.025, 1.6, 300.0),
     "electricity": ("elv_lw_esi", "elv", "elv-lw-esi", 0.45, 0.6, 8_000.0),
-    "pulse": ("milesight_em300_di", "milesight-iot", "em300-di", 0.04, 0.9, 150.0),
+    "pulse": ("milesight_em300_di", "milesight-iot", "em300-di", 0.04, 1.6, 150.0),
     # a school's main water meter read by a 16-bit pulse counter: rolls over every ~5 days
-    "pulse16": ("netvox_r718h", "netvox", "r718h", 0.55, 0.9, 2_000.0),
+    "pulse16": ("netvox_r718h", "netvox", "r718h", 0.55, 1.6, 2_000.0),
 }
+# Water rests at night: the wave's low (sin = -1) near 02:00 UTC, the quiet hours around it.
+_NIGHT_PHASE = 1.5 * math.pi - 2 * math.pi * 7200 / _DAY_S
+# The alarm demo (issue 9): fleet index -> fault; a leak of 6 L/h runs day and night. The
+# backflow meter is the 20th, so fleets of up to 16 (the dashboard tests') show no flag but theirs.
+FAULTS = {7: "leak", 19: "backflow", 4: "silent", 6: "low_battery"}
+LEAK_M3H = 0.006
+SILENT_FOR = timedelta(hours=3)  # the silent heat meter's last uplink is this long ago
 _MIX = ("heat", "water", "electricity", "water", "heat", "electricity", "pulse", "water")
 _SITES = ("rathaus", "stadtwerke", "schule-nord", "hallenbad", "wohnpark-sued")
 
@@ -256,7 +293,12 @@ def fleet(size: int = 32, now: datetime | None = None) -> list[SimMeter]:
                 meter=f"{1_000_000 * (1 + list(_KINDS).index(kind)) + 4711 + i:08d}",
                 site=_SITES[i % len(_SITES)],
                 base=base * (1 + (h % 1000) / 1000),
-                profile=Profile(mean * (0.6 + (h % 800) / 1000), swing, (h % 628) / 100),
+                profile=Profile(
+                    mean * (0.6 + (h % 800) / 1000),
+                    swing,
+                    _NIGHT_PHASE + (h % 60 - 30) / 100 if swing > 1 else (h % 628) / 100,
+                ),
+                fault=FAULTS.get(i, ""),
                 exchange=Exchange(
                     day - timedelta(days=3) + timedelta(hours=9, minutes=30),
                     new_start=0.012,
@@ -281,9 +323,18 @@ def history(meters: list[SimMeter], end: datetime, days: float) -> Iterator[tupl
     while slot <= end:
         for meter in meters:
             when = slot + timedelta(seconds=5 + meter.index * 7 % 600)
-            if when <= end and not meter.silent(when):
+            if (
+                when <= end
+                and not meter.silent(when)
+                and (meter.fault != "silent" or when <= end - SILENT_FOR)
+            ):
                 yield meter.uplink(when)
         slot += SLOT
+
+
+def live(meters: list[SimMeter]) -> list[SimMeter]:
+    """The meters that send live uplinks (the silent one does not)."""
+    return [m for m in meters if m.fault != "silent"]
 
 
 def _floor(when: datetime) -> datetime:

@@ -95,7 +95,7 @@ def time_range(panel: dict[str, Any]) -> tuple[datetime, datetime]:
     if relative == "now/M":
         return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), END
     if relative:
-        number, unit = re.fullmatch(r"now-(\d+)([hdy])", relative).groups()  # type: ignore[union-attr]
+        number, unit = re.fullmatch(r"now-(\d+)([hdy])", relative).groups()
         hours = {"h": 1, "d": 24, "y": 24 * 365}[unit] * int(number)
         return END - timedelta(hours=hours), END
     return START, END

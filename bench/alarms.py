@@ -1,0 +1,79 @@
+"""The alarm engine's cost: batched SQLite writes of the demo fleet's uplinks without and with
+evaluation at ingest (the anchor and the engine, same uplinks, same run), and one sweep of the
+fleet (silence for all, consumption patterns over 4 days of hourly consumption per water meter).
+
+    .venv/bin/python bench/alarms.py [--meters 64] [--days 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine
+from ingest.alarms import AlarmEngine
+from ingest.devices import parse_registry
+from ingest.pipeline import Accepted, Pipeline
+from lorameter.demo import simulator
+from storage.alarms import SQLiteAlarms
+from storage.sqlite import SQLiteStore
+
+logging.getLogger("lorameter.alarms").setLevel(logging.ERROR)  # no alarm lines in the figures
+
+BATCH = 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--meters", type=int, default=64)
+    parser.add_argument("--days", type=float, default=4)
+    args = parser.parse_args()
+    meters = simulator.fleet(args.meters)
+    registry = parse_registry(simulator.registry_document(meters))
+    pipeline = Pipeline(registry)
+    end = datetime(2026, 11, 20, tzinfo=UTC)
+    outcomes = [pipeline.process(t, b, end) for t, b in simulator.history(meters, end, args.days)]
+    batches = [outcomes[i : i + BATCH] for i in range(0, len(outcomes), BATCH)]
+    water = sum(1 for m in meters if m.kind in ("water", "pulse"))
+    print(f"machine: {machine()}")
+    print(
+        f"fleet: {args.meters} meters ({water} water), {len(outcomes)} uplinks over {args.days} d"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        store = SQLiteStore(Path(folder) / "anchor.db")
+        started = time.perf_counter()
+        for batch in batches:
+            store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
+        anchor = len(outcomes) / (time.perf_counter() - started)
+        store.close()
+
+        store = SQLiteStore(Path(folder) / "alarms.db")
+        alarms = SQLiteAlarms(Path(folder) / "alarms.db", channels=("mqtt", "webhook"))
+        engine = AlarmEngine(alarms, registry, store)
+        started = time.perf_counter()
+        for batch in batches:
+            store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
+            engine.on_stored(batch)
+        engined = len(outcomes) / (time.perf_counter() - started)
+        print(f"SQLite writes alone (anchor):      {anchor:9,.0f} uplinks/s")
+        print(f"SQLite writes + alarm evaluation:  {engined:9,.0f} uplinks/s"
+              f" ({engined / anchor:.2f}x the anchor)")  # fmt: skip
+        started = time.perf_counter()
+        engine.sweep(end)
+        took = time.perf_counter() - started
+        active = alarms.active_counts()
+        print(f"one sweep of {args.meters} meters:      {took * 1000:9,.0f} ms"
+              f" ({took * 1000 / args.meters:.1f} ms per meter); active: {active}")  # fmt: skip
+        alarms.close()
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

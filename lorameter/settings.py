@@ -82,7 +82,6 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
-    @field_validator("mqtt_url")
     @field_validator("alarm_webhook_url")
     @classmethod
     def _http(cls, value: str) -> str:
@@ -101,7 +100,7 @@ class Settings(BaseSettings):
             raise ValueError("a publish topic cannot hold the wildcards + or #")
         return value
 
-    @field_validator("mqtt_url", "store_url")
+    @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
         try:

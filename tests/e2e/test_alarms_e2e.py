@@ -176,13 +176,13 @@ def test_bad_alarm_settings_are_one_line(tmp_path: Path) -> None:
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
 
     cases = {
-        "LORAMETER_ALARM_WEBHOOK_URL: Value error, must be an http": run(
+        "LORAMETER_ALARM_WEBHOOK_URL: must be an http": run(
             alarm_webhook_url="ftp://hooks.example", alarm_webhook_secret="topsecret-42"
         ),
-        "LORAMETER_ALARM_MQTT_TOPIC: Value error, may only use the placeholders": run(
+        "LORAMETER_ALARM_MQTT_TOPIC: may only use the placeholders": run(
             alarm_mqtt_topic="alarms/{dev}"
         ),
-        "LORAMETER_ALARM_MQTT_TOPIC: Value error, a publish topic cannot hold": run(
+        "LORAMETER_ALARM_MQTT_TOPIC: a publish topic cannot hold": run(
             alarm_mqtt_topic="alarms/+/{device}"
         ),
     }

@@ -19,6 +19,7 @@ from ingest.devices import DeviceEntry, DeviceRegistry
 from ingest.envelope import EnvelopeError, ParsedUplink, parse_envelope
 from storage.schema import (
     DeadLetter,
+    MeterSighting,
     Point,
     RawUplink,
     UplinkRecord,
@@ -159,7 +160,8 @@ class Pipeline:
         )
         points += self._meter_points(readings, decoder_id, up.received_at)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
-        return Accepted(UplinkRecord(raw, tuple(points)))
+        sightings = self._sightings(readings, device, up.received_at)
+        return Accepted(UplinkRecord(raw, tuple(points), sightings))
 
     def redecode(self, raw: RawUplink) -> Accepted | Rejected:
         """A stored raw uplink decoded again with today's registry and decoders.
@@ -223,6 +225,33 @@ class Pipeline:
             tags = {"device": entry.name, "meter": entry.meter, "decoder": decoder_id, **entry.tags}
             points += reading_points(mine, medium=medium, received_at=received_at, tags=tags)
         return points
+
+    def _sightings(
+        self, readings: list[Reading], bridge: str, received_at: datetime
+    ) -> tuple[MeterSighting, ...]:
+        """The meters behind a bridge that the registry does not list, once each, with why a
+        telegram of theirs in this uplink could not be read (staff add them: GET
+        /api/v1/devices?unregistered=true)."""
+        errors: dict[str, str] = {}
+        for reading in readings:
+            if reading.meter is not None and self.devices.find_meter(reading.meter) is None:
+                errors[reading.meter] = reading.error or errors.get(reading.meter, "")
+        found = []
+        for key, error in errors.items():
+            maker, _, version, device_type = key.split("-")
+            found.append(
+                MeterSighting(
+                    meter=key,
+                    bridge=bridge,
+                    seen_at=received_at,
+                    manufacturer=maker,
+                    version=int(version, 16),
+                    device_type=int(device_type, 16),
+                    medium=DEVICE_MEDIA.get(int(device_type, 16), ""),
+                    error=error,
+                )
+            )
+        return tuple(found)
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:
         """The device registry's decoder, else the one TTS ``version_ids`` name."""

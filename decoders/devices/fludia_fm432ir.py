@@ -71,7 +71,7 @@ def decode(uplink: Uplink) -> Values:
             return _register(p[3], _index(p, 10, p[3] == 1), 3)
         if kind == 0x3A:
             _length(p, n == 21, "21")
-            low = {"alarm_low_battery": bool(p[9] & 1)}
+            low: Values = {"alarm_low_battery": bool(p[9] & 1)}
             return low if p[5] == 3 else {**_register(p[5], _index(p, 13, p[5] == 1), 5), **low}
         raise DecodeError(f"frame F0 {kind:02X}: no mME frame", offset=1)
     if header in _T1_ADJUSTABLE:

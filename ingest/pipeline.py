@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from decoders import registry
 from decoders.bridge import DEVICE_MEDIA
@@ -112,11 +113,9 @@ class Pipeline:
                     " in the device registry",
                     device,
                 )
-            params = entry.decoder_params() if entry else {"medium": medium}
-            if bridge:  # the registry's wM-Bus meters, with their keys
-                listed = params.get("meters")
-                meters = dict(listed) if isinstance(listed, dict) else {}
-                params = {**params, "meters": {**meters, **self.devices.bridge_meters()}}
+            params = self._with_meters(
+                decoder, entry.decoder_params() if entry else {"medium": medium}
+            )
             uplink = Uplink(
                 f_port=up.f_port,
                 payload=up.payload,
@@ -168,7 +167,8 @@ class Pipeline:
 
         The decoder is the registry's for the device, else the one that decoded it first.
         The record's points are the readings only (the radio point of the uplink is stored
-        already and does not change). Pure, like ``process``.
+        already and does not change); a bridge's are those of the meters the registry lists
+        today, each under its own device. Pure, like ``process``.
         """
 
         def reject(reason: str, detail: str) -> Rejected:
@@ -193,7 +193,9 @@ class Pipeline:
             f_port=raw.f_port,
             payload=raw.payload,
             received_at=raw.received_at,
-            params=entry.decoder_params() if entry else {"medium": medium},
+            params=self._with_meters(
+                decoder, entry.decoder_params() if entry else {"medium": medium}
+            ),
             meter_tz=entry.timezone if entry else UTC,
         )
         try:
@@ -206,9 +208,24 @@ class Pipeline:
         tags = {"device": raw.device, "meter": meter, "decoder": decoder.id}
         if entry:
             tags.update(entry.tags)
-        points = reading_points(readings, medium=medium, received_at=raw.received_at, tags=tags)
+        own = [r for r in readings if r.meter is None]
+        points = (
+            reading_points(own, medium=medium, received_at=raw.received_at, tags=tags)
+            if own
+            else []
+        )
+        # a bridge's meters, each under its own device (one registered since is read now)
+        points += self._meter_points(readings, decoder.id, raw.received_at)
         again = replace(raw, decoder=decoder.id, medium=medium, meter=meter)
         return Accepted(UplinkRecord(again, tuple(points)))
+
+    def _with_meters(self, decoder: Decoder, params: dict[str, Any]) -> dict[str, Any]:
+        """A bridge decoder's params with the registry's wM-Bus meters and their keys."""
+        if not any(p.name == "meters" for p in decoder.params):
+            return params
+        listed = params.get("meters")
+        meters = dict(listed) if isinstance(listed, dict) else {}
+        return {**params, "meters": {**meters, **self.devices.bridge_meters()}}
 
     def _meter_points(
         self, readings: list[Reading], decoder_id: str, received_at: datetime

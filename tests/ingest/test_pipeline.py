@@ -311,6 +311,18 @@ def test_bridge_uplink_records_the_meters_the_registry_does_not_list() -> None:
     assert not [p for p in record.points if p.measurement == "water"]
 
 
+def test_a_bridge_uplink_decoded_again_reads_the_meters_registered_since() -> None:
+    message = tts_up("bridge-1", bytes.fromhex(KAMSTRUP + SENSUS), f_port=1)
+    only_bridge = parse_registry({"devices": [{"device": "bridge-1", "decoder": "wmbus_bridge"}]})
+    raw = accepted(message, registry=only_bridge).record.raw
+    out = Pipeline(BRIDGE_REGISTRY).redecode(raw)  # the Kamstrup meter is registered now
+    assert isinstance(out, Accepted), out
+    (water,) = [p for p in out.record.points if p.measurement == "water"]
+    assert (water.device, water.fields["volume_m3"]) == ("wm-0815", 12.345)
+    live = accepted(message, registry=BRIDGE_REGISTRY).record.points
+    assert water in live  # the very point live ingest writes: redecoding twice changes nothing
+
+
 def test_bridge_meter_entries_are_checked() -> None:
     with pytest.raises(RegistryError, match="wmbus"):
         parse_registry({"devices": [{"device": "m", "wmbus": "KAM-1234"}]})

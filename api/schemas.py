@@ -17,6 +17,7 @@ __all__ = [
     "FieldOut",
     "ReadingOut",
     "ReadingsOut",
+    "UnregisteredMeterOut",
 ]
 
 
@@ -42,6 +43,26 @@ class DeviceOut(BaseModel):
     rssi_dbm: float | None
     snr_db: float | None
     tags: dict[str, str] = Field(description="the registry's site tags, as on the readings")
+
+
+class UnregisteredMeterOut(BaseModel):
+    meter: str = Field(
+        description="the wM-Bus address: manufacturer-identification-version-device type,"
+        " as the registry's `wmbus:` takes it (KAM-12345678-1B-16)"
+    )
+    manufacturer: str = Field(description="three-letter manufacturer code (FLAG), e.g. KAM")
+    identification: str = Field(description="the meter's 8-digit identification number")
+    version: int
+    device_type: int = Field(description="EN 13757-7 device type, e.g. 22 (0x16) cold water")
+    device_type_name: str
+    medium: str = Field(description="the medium of its readings; empty if none of ours")
+    bridge: str = Field(description="the bridge device that heard it")
+    first_seen: datetime = Field(description="the network server's time of the first uplink")
+    last_seen: datetime
+    uplinks: int = Field(description="bridge uplinks that carried it")
+    last_error: str = Field(
+        description="why its last telegram could not be read (e.g. no AES key); empty if it could"
+    )
 
 
 class FieldOut(BaseModel):

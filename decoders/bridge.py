@@ -21,12 +21,33 @@ from typing import Any
 from decoders.core import DecodeError, Param, Reading, Uplink, check_values, meter_key, unpack
 from decoders.oms import decode_frame, manufacturer_code, readings, status_alarms
 
-__all__ = ["DEVICE_MEDIA", "FIELDS", "METERS", "frame_address", "meter_readings", "split_frames"]
+__all__ = [
+    "DEVICE_MEDIA",
+    "DEVICE_TYPES",
+    "FIELDS",
+    "METERS",
+    "frame_address",
+    "meter_readings",
+    "split_frames",
+]
 
 # wM-Bus device types (EN 13757-7 / OMS Vol. 2) -> the medium their readings belong to.
 DEVICE_MEDIA = {
     0x02: "electricity", 0x03: "gas", 0x04: "heat", 0x0A: "heat", 0x0B: "heat", 0x0C: "heat",
     0x0D: "heat", 0x06: "water", 0x07: "water", 0x15: "water", 0x16: "water",
+}  # fmt: skip
+# wM-Bus device types by name (EN 13757-7:2018 / EN 13757-3 device type table), for people.
+DEVICE_TYPES = {
+    0x00: "other", 0x01: "oil", 0x02: "electricity", 0x03: "gas", 0x04: "heat (outlet)",
+    0x05: "steam", 0x06: "warm water", 0x07: "water", 0x08: "heat cost allocator",
+    0x09: "compressed air", 0x0A: "cooling (outlet)", 0x0B: "cooling (inlet)",
+    0x0C: "heat (inlet)", 0x0D: "heat / cooling", 0x0E: "bus / system component",
+    0x0F: "unknown medium", 0x15: "hot water", 0x16: "cold water", 0x17: "dual water",
+    0x18: "pressure", 0x19: "A/D converter", 0x1A: "smoke detector", 0x1B: "room sensor",
+    0x1C: "gas detector", 0x20: "breaker", 0x21: "valve", 0x25: "customer unit",
+    0x28: "waste water", 0x29: "garbage", 0x31: "communication controller",
+    0x32: "unidirectional repeater", 0x33: "bidirectional repeater",
+    0x36: "radio converter (system side)", 0x37: "radio converter (meter side)",
 }  # fmt: skip
 FIELDS = (
     "energy_heat_kwh", "energy_import_kwh", "volume_m3", "power_w", "flow_m3h", "flow_max_m3h",

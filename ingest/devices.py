@@ -281,6 +281,7 @@ class DeviceEntry(BaseModel):
             ),
             meter=self.meter,
             tags=self.tags,
+            wmbus=self.wmbus,
         )
 
     def decoder_params(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from decoders import registry
 from decoders.bridge import DEVICE_MEDIA
@@ -19,6 +20,7 @@ from ingest.devices import DeviceEntry, DeviceRegistry
 from ingest.envelope import EnvelopeError, ParsedUplink, parse_envelope
 from storage.schema import (
     DeadLetter,
+    MeterSighting,
     Point,
     RawUplink,
     UplinkRecord,
@@ -122,11 +124,9 @@ class Pipeline:
                     " in the device registry",
                     device,
                 )
-            params = entry.decoder_params() if entry else {"medium": medium}
-            if bridge:  # the registry's wM-Bus meters, with their keys
-                listed = params.get("meters")
-                meters = dict(listed) if isinstance(listed, dict) else {}
-                params = {**params, "meters": {**meters, **self.devices.bridge_meters()}}
+            params = self._with_meters(
+                decoder, entry.decoder_params() if entry else {"medium": medium}
+            )
             uplink = Uplink(
                 f_port=up.f_port,
                 payload=up.payload,
@@ -170,14 +170,16 @@ class Pipeline:
         )
         points += self._meter_points(readings, decoder_id, up.received_at)
         points.append(radio_point(device, up.received_at, up.f_cnt, up.radio))
-        return Accepted(UplinkRecord(raw, tuple(points)), topic, message)
+        sightings = self._sightings(readings, device, up.received_at)
+        return Accepted(UplinkRecord(raw, tuple(points), sightings), topic, message)
 
     def redecode(self, raw: RawUplink) -> Accepted | Rejected:
         """A stored raw uplink decoded again with today's registry and decoders.
 
         The decoder is the registry's for the device, else the one that decoded it first.
         The record's points are the readings only (the radio point of the uplink is stored
-        already and does not change). Pure, like ``process``.
+        already and does not change); a bridge's are those of the meters the registry lists
+        today, each under its own device. Pure, like ``process``.
         """
 
         def reject(reason: str, detail: str) -> Rejected:
@@ -202,7 +204,9 @@ class Pipeline:
             f_port=raw.f_port,
             payload=raw.payload,
             received_at=raw.received_at,
-            params=entry.decoder_params() if entry else {"medium": medium},
+            params=self._with_meters(
+                decoder, entry.decoder_params() if entry else {"medium": medium}
+            ),
             meter_tz=entry.timezone if entry else UTC,
         )
         try:
@@ -215,9 +219,24 @@ class Pipeline:
         tags = {"device": raw.device, "meter": meter, "decoder": decoder.id}
         if entry:
             tags.update(entry.tags)
-        points = reading_points(readings, medium=medium, received_at=raw.received_at, tags=tags)
+        own = [r for r in readings if r.meter is None]
+        points = (
+            reading_points(own, medium=medium, received_at=raw.received_at, tags=tags)
+            if own
+            else []
+        )
+        # a bridge's meters, each under its own device (one registered since is read now)
+        points += self._meter_points(readings, decoder.id, raw.received_at)
         again = replace(raw, decoder=decoder.id, medium=medium, meter=meter)
         return Accepted(UplinkRecord(again, tuple(points)))
+
+    def _with_meters(self, decoder: Decoder, params: dict[str, Any]) -> dict[str, Any]:
+        """A bridge decoder's params with the registry's wM-Bus meters and their keys."""
+        if not any(p.name == "meters" for p in decoder.params):
+            return params
+        listed = params.get("meters")
+        meters = dict(listed) if isinstance(listed, dict) else {}
+        return {**params, "meters": {**meters, **self.devices.bridge_meters()}}
 
     def _meter_points(
         self, readings: list[Reading], decoder_id: str, received_at: datetime
@@ -234,6 +253,33 @@ class Pipeline:
             tags = {"device": entry.name, "meter": entry.meter, "decoder": decoder_id, **entry.tags}
             points += reading_points(mine, medium=medium, received_at=received_at, tags=tags)
         return points
+
+    def _sightings(
+        self, readings: list[Reading], bridge: str, received_at: datetime
+    ) -> tuple[MeterSighting, ...]:
+        """The meters behind a bridge that the registry does not list, once each, with why a
+        telegram of theirs in this uplink could not be read (staff add them: GET
+        /api/v1/devices?unregistered=true)."""
+        errors: dict[str, str] = {}
+        for reading in readings:
+            if reading.meter is not None and self.devices.find_meter(reading.meter) is None:
+                errors[reading.meter] = reading.error or errors.get(reading.meter, "")
+        found = []
+        for key, error in errors.items():
+            maker, _, version, device_type = key.split("-")
+            found.append(
+                MeterSighting(
+                    meter=key,
+                    bridge=bridge,
+                    seen_at=received_at,
+                    manufacturer=maker,
+                    version=int(version, 16),
+                    device_type=int(device_type, 16),
+                    medium=DEVICE_MEDIA.get(int(device_type, 16), ""),
+                    error=error,
+                )
+            )
+        return tuple(found)
 
     def _select(self, up: ParsedUplink, entry: DeviceEntry | None) -> Decoder:
         """The device registry's decoder, else the one TTS ``version_ids`` name."""

@@ -52,6 +52,7 @@ class MeterConfig:
     exchanges: tuple[Exchange, ...] = ()
     meter: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    wmbus: str = ""  # the wireless M-Bus address of a meter read through bridges
 
     def register(self, name: str) -> RegisterModel:
         return self.registers.get(name, RegisterModel())

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "StoreHealth",
     "StoredDeadLetter",
+    "UnregisteredMeter",
     "WriteResult",
 ]
 
@@ -66,6 +67,22 @@ class DeviceSummary:
     rssi_dbm: float | None = None
     snr_db: float | None = None
     tags: Mapping[str, str] = field(default_factory=dict)  # site tags of the newest reading
+
+
+@dataclass(frozen=True)
+class UnregisteredMeter:
+    """A wireless M-Bus meter not in the registry, as one bridge has heard it (network time)."""
+
+    meter: str  # address key: KAM-12345678-1B-16
+    bridge: str
+    manufacturer: str
+    version: int
+    device_type: int
+    medium: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int  # bridge uplinks that carried it
+    last_error: str  # why its last telegram could not be read; "" if it could
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,11 @@ class Store(Protocol):
 
     def device(self, device: str) -> DeviceSummary | None:
         """One device, or None if it was never seen."""
+        ...
+
+    def unregistered_meters(self) -> list[UnregisteredMeter]:
+        """wM-Bus meters heard through bridges but not in the registry (``UplinkRecord.sightings``),
+        one per meter and bridge, sorted by meter then bridge."""
         ...
 
     def readings(

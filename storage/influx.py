@@ -32,6 +32,7 @@ from storage.base import (
     StoredDeadLetter,
     StoreError,
     StoreHealth,
+    UnregisteredMeter,
     WriteResult,
 )
 from storage.influx_http import InfluxError, parse_url
@@ -48,6 +49,8 @@ from storage.influx_schema import (
     series_points,
     series_statements,
     stored_dead_letter_rows,
+    unregistered_meter_rows,
+    unregistered_meter_statements,
     uplink_lines,
 )
 from storage.influx_sender import Sender
@@ -177,6 +180,9 @@ class InfluxStore:
     def device(self, device: str) -> DeviceSummary | None:
         found = device_summaries(self._query(device_statements(device)))
         return found[0] if found else None
+
+    def unregistered_meters(self) -> list[UnregisteredMeter]:
+        return unregistered_meter_rows(self._query(unregistered_meter_statements()))
 
     def readings(
         self,

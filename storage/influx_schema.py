@@ -13,12 +13,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decoders.core import MEDIA, Value
-from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter
+from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter, UnregisteredMeter
 from storage.line_protocol import encode_line, escape_tag_value, quote_ident, quote_literal
-from storage.schema import BASE_TAGS, RADIO, DeadLetter, RawUplink, UplinkRecord, from_ns, to_ns
+from storage.schema import (
+    BASE_TAGS,
+    RADIO,
+    DeadLetter,
+    MeterSighting,
+    RawUplink,
+    UplinkRecord,
+    from_ns,
+    to_ns,
+)
 
 __all__ = [
     "DEAD_LETTER",
+    "UNREGISTERED_METER",
     "UPLINK",
     "dead_letter_line",
     "dead_letter_rows",
@@ -27,11 +37,14 @@ __all__ = [
     "raw_uplink_rows",
     "reading_rows",
     "reading_statements",
+    "unregistered_meter_rows",
+    "unregistered_meter_statements",
     "uplink_lines",
 ]
 
 UPLINK = "uplink"
 DEAD_LETTER = "dead_letter"
+UNREGISTERED_METER = "unregistered_meter"
 
 FieldTypes = dict[str, dict[str, str]]  # measurement -> field -> float|integer|boolean|string
 Row = dict[str, Any]
@@ -63,7 +76,60 @@ def uplink_lines(record: UplinkRecord) -> list[str]:
         lines.extend(
             encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in record.points
         )
+        lines.extend(_sighting_line(s) for s in record.sightings)
     return lines
+
+
+def _sighting_line(sighting: MeterSighting) -> str:
+    """One ``unregistered_meter`` point: tags meter and bridge, at the uplink's receive time, so
+    a redelivered uplink rewrites it and ``count`` stays the number of uplinks."""
+    fields: dict[str, Value] = {
+        "manufacturer": sighting.manufacturer,
+        "version": sighting.version,
+        "device_type": sighting.device_type,
+        "medium": sighting.medium,
+        "error": sighting.error,
+    }
+    tags = {"meter": sighting.meter, "bridge": sighting.bridge}
+    return encode_line(UNREGISTERED_METER, tags, fields, to_ns(sighting.seen_at))
+
+
+def unregistered_meter_statements() -> list[str]:
+    """Count, first sighting and newest sighting of each meter per bridge."""
+    source = f"{quote_ident(UNREGISTERED_METER)} GROUP BY meter, bridge"
+    return [
+        f"SELECT count(device_type) FROM {source}",
+        f"SELECT first(device_type) FROM {source}",
+        f"SELECT * FROM {source} ORDER BY time DESC LIMIT 1",
+    ]
+
+
+def unregistered_meter_rows(results: Sequence[Mapping[str, Any]]) -> list[UnregisteredMeter]:
+    """The results of ``unregistered_meter_statements``, sorted by meter and bridge."""
+
+    def by_key(result: Mapping[str, Any]) -> dict[tuple[str, str], Row]:
+        return {
+            (str(s["tags"]["meter"]), str(s["tags"]["bridge"])): _rows(s)[0]
+            for s in _series(result)
+            if _rows(s)
+        }
+
+    counts, firsts, lasts = (by_key(r) for r in results)
+    return [
+        UnregisteredMeter(
+            meter=meter,
+            bridge=bridge,
+            manufacturer=str(last["manufacturer"]),
+            version=int(last["version"]),
+            device_type=int(last["device_type"]),
+            medium=str(last["medium"] or ""),
+            first_seen=from_ns(int(firsts[meter, bridge]["time"])),
+            last_seen=from_ns(int(last["time"])),
+            count=int(counts[meter, bridge]["count"]),
+            last_error=str(last["error"] or ""),
+        )
+        for (meter, bridge), last in sorted(lasts.items())
+    ]
 
 
 def dead_letter_line(letter: DeadLetter, seq: int) -> str:

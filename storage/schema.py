@@ -6,7 +6,8 @@ Measurements:
 - ``radio``: link quality of each uplink (RSSI, SNR, spreading factor, gateways, frame counter),
   tag ``device``;
 - raw uplinks (port, counter, payload) so a fixed or new decoder can re-decode history;
-- dead letters: every message that could not become readings, with its raw bytes and reason.
+- dead letters: every message that could not become readings, with its raw bytes and reason;
+- ``unregistered_meter``: wireless M-Bus meters a bridge heard that the registry does not list.
 
 A point is identified by measurement + device + time (+ field): writing the same uplink twice
 writes the same points, so redeliveries and replays never duplicate data.
@@ -26,6 +27,7 @@ __all__ = [
     "MEASUREMENTS",
     "RADIO",
     "DeadLetter",
+    "MeterSighting",
     "Point",
     "RawUplink",
     "UplinkRecord",
@@ -79,11 +81,31 @@ class RawUplink:
 
 
 @dataclass(frozen=True)
+class MeterSighting:
+    """A wireless M-Bus meter the registry does not list, heard in one bridge uplink.
+
+    Stored with the uplink (same write, same dedup key), at the network server's receive time,
+    so staff can list the meters to add (``Store.unregistered_meters``).
+    """
+
+    meter: str  # the address key, core.meter_key: KAM-12345678-1B-16
+    bridge: str  # the bridge device whose uplink carried the telegram
+    seen_at: datetime  # the uplink's received_at
+    manufacturer: str  # the three-letter FLAG code, KAM
+    version: int
+    device_type: int  # EN 13757-7 device type, 0x16 cold water
+    medium: str  # what its readings would be ("" for types without readings of ours)
+    error: str = ""  # why its telegram could not be read (no AES key, ...), "" if it could
+
+
+@dataclass(frozen=True)
 class UplinkRecord:
-    """An accepted uplink: its raw form and the points decoded from it."""
+    """An accepted uplink: its raw form, the points decoded from it and, for a bridge, the
+    unregistered meters it carried."""
 
     raw: RawUplink
     points: Sequence[Point]
+    sightings: Sequence[MeterSighting] = ()
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,14 @@ from storage.base import (
     StoredDeadLetter,
     StoreError,
     StoreHealth,
+    UnregisteredMeter,
     WriteResult,
 )
 from storage.schema import (
     BASE_TAGS,
     RADIO,
     DeadLetter,
+    MeterSighting,
     Point,
     RawUplink,
     UplinkRecord,
@@ -89,6 +91,19 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw BLOB NOT NULL,
     device TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unregistered_meters (
+    meter TEXT NOT NULL,
+    bridge TEXT NOT NULL,
+    manufacturer TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    device_type INTEGER NOT NULL,
+    medium TEXT NOT NULL,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    PRIMARY KEY (meter, bridge)
+) WITHOUT ROWID;
 """
 
 
@@ -205,6 +220,7 @@ class SQLiteStore:
                 db.executemany(
                     "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)", _counter_rows(record.points)
                 )
+                _write_sightings(db, record.sightings)
                 db.execute(
                     """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
                     ON CONFLICT (device) DO UPDATE SET
@@ -306,6 +322,27 @@ class SQLiteStore:
             (device, measurement, field),
         )
         return _float(rows[0][0]) if rows else None
+
+    def unregistered_meters(self) -> list[UnregisteredMeter]:
+        rows = self._query(
+            """SELECT meter, bridge, manufacturer, version, device_type, medium, first_ns,
+            last_ns, count, last_error FROM unregistered_meters ORDER BY meter, bridge"""
+        )
+        return [
+            UnregisteredMeter(
+                meter=str(meter),
+                bridge=str(bridge),
+                manufacturer=str(maker),
+                version=int(str(version)),
+                device_type=int(str(kind)),
+                medium=str(medium),
+                first_seen=from_ns(int(str(first_ns))),
+                last_seen=from_ns(int(str(last_ns))),
+                count=int(str(n)),
+                last_error=str(error),
+            )
+            for meter, bridge, maker, version, kind, medium, first_ns, last_ns, n, error in rows
+        ]
 
     def readings(
         self,
@@ -560,6 +597,37 @@ def _counter_rows(points: Sequence[Point]) -> list[tuple[object, ...]]:
         for name, value in point.fields.items()
         if name in _COUNTER_SET and not isinstance(value, bool | str)
     ]
+
+
+def _write_sightings(db: sqlite3.Connection, sightings: Sequence[MeterSighting]) -> None:
+    """Count a new uplink's unregistered meters; the newest sighting gives the last error (the
+    address fields are the key's parts, the medium follows from the device type).
+
+    Called only for an uplink not stored before (its dedup key), so a redelivery counts nothing.
+    """
+    db.executemany(
+        """INSERT INTO unregistered_meters VALUES (?,?,?,?,?,?,?,?,1,?)
+        ON CONFLICT (meter, bridge) DO UPDATE SET
+            last_error=CASE WHEN excluded.last_ns >= last_ns
+                THEN excluded.last_error ELSE last_error END,
+            first_ns=min(first_ns, excluded.first_ns),
+            last_ns=max(last_ns, excluded.last_ns),
+            count=count + 1""",
+        [
+            (
+                s.meter,
+                s.bridge,
+                s.manufacturer,
+                s.version,
+                s.device_type,
+                s.medium,
+                to_ns(s.seen_at),
+                to_ns(s.seen_at),
+                s.error,
+            )
+            for s in sightings
+        ],
+    )
 
 
 def _typed(name: str, value: object) -> Value:

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.deps import OptionsDep, StoreDep
 from api.params import check_device_id, parse_time
-from api.schemas import DeviceOut, FieldOut, ReadingOut, ReadingsOut
+from api.schemas import DeviceOut, FieldOut, ReadingOut, ReadingsOut, UnregisteredMeterOut
+from decoders.bridge import DEVICE_TYPES
 from decoders.core import MEDIA, VOCABULARY
-from storage.base import DeviceSummary, Store
+from storage.base import DeviceSummary, Store, UnregisteredMeter
 from storage.schema import from_ns, to_ns
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -80,9 +81,27 @@ def require_device(store: Store, key: str) -> DeviceSummary:
     return summary
 
 
+def unregistered_out(seen: UnregisteredMeter) -> UnregisteredMeterOut:
+    return UnregisteredMeterOut(
+        meter=seen.meter,
+        manufacturer=seen.manufacturer,
+        identification=seen.meter.split("-")[1],
+        version=seen.version,
+        device_type=seen.device_type,
+        device_type_name=DEVICE_TYPES.get(seen.device_type, "reserved"),
+        medium=seen.medium,
+        bridge=seen.bridge,
+        first_seen=seen.first_seen,
+        last_seen=seen.last_seen,
+        uplinks=seen.count,
+        last_error=seen.last_error,
+    )
+
+
 @router.get("", responses={422: {"description": "bad parameter"}})
 def list_devices(
     store: StoreDep,
+    options: OptionsDep,
     medium: Annotated[
         str | None, Query(description=f"only this medium: {', '.join(MEDIA)}")
     ] = None,
@@ -91,11 +110,34 @@ def list_devices(
         str | None,
         Query(max_length=200, description="text in the id, DevEUI, meter number or decoder"),
     ] = None,
-) -> list[DeviceOut]:
-    """Every device seen, with last seen, last reading, battery, RSSI and SNR; filters combine."""
+    unregistered: Annotated[
+        bool,
+        Query(
+            description="instead: the wireless M-Bus meters bridges hear that the device registry"
+            " does not list (to add them), one per meter and bridge; `medium`, `site` (the"
+            " bridge's) and `q` (address, bridge) filter them"
+        ),
+    ] = False,
+) -> list[DeviceOut] | list[UnregisteredMeterOut]:
+    """Every device seen, with last seen, last reading, battery, RSSI and SNR; filters combine.
+
+    With `unregistered=true`: the meters heard through bridges but not in the registry."""
     if medium is not None and medium not in MEDIA:
         raise HTTPException(422, f"unknown medium {medium!r}; use one of {', '.join(MEDIA)}")
     needle = (q or "").strip().lower()
+    if unregistered:
+        listed = {config.wmbus for config in options.meters.values() if config.wmbus}
+        meters = []
+        for seen in store.unregistered_meters():
+            bridge = options.meters.get(seen.bridge)
+            if seen.meter in listed or (medium is not None and seen.medium != medium):
+                continue
+            if site is not None and (bridge is None or bridge.tags.get("site") != site):
+                continue
+            if needle and not any(needle in t.lower() for t in (seen.meter, seen.bridge)):
+                continue
+            meters.append(unregistered_out(seen))
+        return meters
     found = []
     for d in store.devices():
         if medium is not None and d.medium != medium:

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.devices import DeviceEntry, DeviceRegistry, RegistryError, parse_registry
 from ingest.pipeline import Accepted, Pipeline, Rejected
-from storage.schema import RADIO
+from storage.schema import RADIO, MeterSighting
 from tests.helpers import chirpstack_up, tts_up
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -286,6 +286,41 @@ def test_bridge_uplink_stores_each_registered_meter_under_its_own_device() -> No
     }
     assert out.record.raw.device == "bridge-1"  # the raw telegrams stay with the bridge
     assert out.record.raw.payload == bytes.fromhex(KAMSTRUP + SENSUS)
+
+
+def test_bridge_uplink_records_the_meters_the_registry_does_not_list() -> None:
+    message = tts_up("bridge-1", bytes.fromhex(SENSUS + KAMSTRUP + SENSUS), f_port=1)
+    registered = accepted(message, registry=BRIDGE_REGISTRY).record
+    assert [s.meter for s in registered.sightings] == ["SEN-33225544-68-07"]  # once per uplink
+    (sensus,) = registered.sightings
+    assert sensus == MeterSighting(
+        meter="SEN-33225544-68-07",
+        bridge="bridge-1",
+        seen_at=datetime(2025, 11, 20, 10, 15, 42, 866470, tzinfo=UTC),  # the network's time
+        manufacturer="SEN",
+        version=0x68,
+        device_type=0x07,
+        medium="water",
+        error="",
+    )
+    only_bridge = parse_registry({"devices": [{"device": "bridge-1", "decoder": "wmbus_bridge"}]})
+    record = accepted(message, registry=only_bridge).record
+    kamstrup = {s.meter: s for s in record.sightings}["KAM-12345678-1B-16"]
+    assert (kamstrup.medium, kamstrup.device_type) == ("water", 0x16)
+    assert "no aes_key" in kamstrup.error
+    assert not [p for p in record.points if p.measurement == "water"]
+
+
+def test_a_bridge_uplink_decoded_again_reads_the_meters_registered_since() -> None:
+    message = tts_up("bridge-1", bytes.fromhex(KAMSTRUP + SENSUS), f_port=1)
+    only_bridge = parse_registry({"devices": [{"device": "bridge-1", "decoder": "wmbus_bridge"}]})
+    raw = accepted(message, registry=only_bridge).record.raw
+    out = Pipeline(BRIDGE_REGISTRY).redecode(raw)  # the Kamstrup meter is registered now
+    assert isinstance(out, Accepted), out
+    (water,) = [p for p in out.record.points if p.measurement == "water"]
+    assert (water.device, water.fields["volume_m3"]) == ("wm-0815", 12.345)
+    live = accepted(message, registry=BRIDGE_REGISTRY).record.points
+    assert water in live  # the very point live ingest writes: redecoding twice changes nothing
 
 
 def test_bridge_meter_entries_are_checked() -> None:

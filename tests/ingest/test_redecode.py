@@ -109,3 +109,32 @@ def test_raw_redecode_changes_nothing_when_an_uplink_no_longer_decodes(store: St
     assert not report.replaced and report.failed["decode_error"] == 2
     assert "elv_lw_esi" in report.examples[0]
     assert volumes(store) == [10.0, 10.0]
+
+
+KAMSTRUP = (  # AES mode 5 (key 000102..0F), 12.345 m³: decoders/devices/wmbus_bridge.py
+    "2E442D2C785634121B167A2B002005DD336913BCB1302F244F3659210A4DACC4E68A3064E0533242BE21BF5A7A24B9"
+)
+BRIDGE = {"device": "bridge-1", "decoder": "wmbus_bridge"}
+
+
+def test_a_meter_added_from_the_unregistered_list_gets_its_history_from_the_bridge(
+    store: Store,
+) -> None:
+    uplinks = [
+        tts_up("bridge-1", bytes.fromhex(KAMSTRUP), f_port=1, f_cnt=n, received_at=f"{day}Z")
+        for n, day in enumerate(("2025-11-18T10:00:00", "2025-11-19T10:00:00"), 1)
+    ]
+    store_all(store, Pipeline(parse_registry({"devices": [BRIDGE]})), uplinks)
+    assert [m.meter for m in store.unregistered_meters()] == ["KAM-12345678-1B-16"]
+    assert store.device("wm-0815") is None
+    meter = {
+        "device": "wm-0815",
+        "wmbus": "KAM-12345678-1B-16",
+        "medium": "water",
+        "params": {"aes_key": "000102030405060708090A0B0C0D0E0F"},
+    }
+    report = redecode_raw(store, Pipeline(parse_registry({"devices": [BRIDGE, meter]})), "bridge-1")
+    assert (report.replaced, report.uplinks, dict(report.failed)) == (True, 2, {})
+    settle(store)
+    rows = store.readings("wm-0815", datetime(2025, 11, 1, tzinfo=UTC), NOW)
+    assert [(r.time.day, r.values["volume_m3"]) for r in rows] == [(18, 12.345), (19, 12.345)]

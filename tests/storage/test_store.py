@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from decoders.core import Reading, Value
 from storage import Store, open_store
-from storage.schema import to_ns
+from storage.base import UnregisteredMeter
+from storage.schema import MeterSighting, UplinkRecord, to_ns
 from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
@@ -89,6 +91,50 @@ def test_duplicates_are_detected_and_not_stored_twice(store: Store) -> None:
     assert len(store.readings("em-1", at(0), at(61))) == 5
     assert len(store.raw_uplinks("em-1")) == 5
     assert store.health().uplinks == 5
+
+
+def bridge_uplink(minute: float, *sightings: tuple[str, str], bridge: str = "br-1") -> UplinkRecord:
+    """A bridge's uplink carrying unregistered meters: (address key, error) each."""
+    seen = tuple(
+        MeterSighting(
+            meter=key,
+            bridge=bridge,
+            seen_at=at(minute),
+            manufacturer=key[:3],
+            version=int(key[-5:-3], 16),
+            device_type=int(key[-2:], 16),
+            medium="water",
+            error=error,
+        )
+        for key, error in sightings
+    )
+    return replace(record(bridge, minute, medium="water", decoder="wmbus_bridge"), sightings=seen)
+
+
+KAM, SEN = "KAM-12345678-1B-16", "SEN-33225544-68-07"
+
+
+def test_unregistered_meters_are_counted_once_per_uplink_with_their_last_error(
+    store: Store,
+) -> None:
+    assert store.unregistered_meters() == []
+    no_key = "the device registry gives no aes_key"
+    first = [bridge_uplink(0, (KAM, no_key), (SEN, "")), bridge_uplink(15, (KAM, no_key))]
+    store.write_uplinks(first)
+    store.write_uplinks([*first, bridge_uplink(30, (KAM, ""))])  # redelivered: counted once
+    store.write_uplinks([bridge_uplink(10, (KAM, "wrong key"))])  # late: not the last error
+    store.write_uplinks([bridge_uplink(20, (KAM, no_key), bridge="br-2")])
+    assert store.unregistered_meters() == [
+        UnregisteredMeter(KAM, "br-1", "KAM", 0x1B, 0x16, "water", at(0), at(30), 4, ""),
+        UnregisteredMeter(KAM, "br-2", "KAM", 0x1B, 0x16, "water", at(20), at(20), 1, no_key),
+        UnregisteredMeter(SEN, "br-1", "SEN", 0x68, 0x07, "water", at(0), at(0), 1, ""),
+    ]
+
+
+def test_simulated_uplinks_record_no_unregistered_meters(store: Store) -> None:
+    simulated = bridge_uplink(0, (KAM, ""))
+    store.write_uplinks([replace(simulated, raw=replace(simulated.raw, simulated=True))])
+    assert store.unregistered_meters() == []
 
 
 def test_duplicates_are_detected_after_reopening(store_url: str, spool_path: Path) -> None:

@@ -242,24 +242,25 @@ def build_curve(
     events: list[Event] = []
     ignored = 0
     carried = 0.0  # cumulative value at the start of the current meter
-    lower = None
     ordered = sorted(exchanges, key=lambda e: e.at_ns)
-    for k, exchange in enumerate(ordered):
-        mask = times < exchange.at_ns
-        if lower is not None:
-            mask &= times > lower[0]
+    # Meter k reads between exchange k-1 (from its new_start) and exchange k (to its old_end).
+    for before, after in zip([None, *ordered], [*ordered, None], strict=True):
+        mask = np.ones(len(times), dtype=bool)
+        if before is not None:
+            mask &= times > before.at_ns
+        if after is not None:
+            mask &= times < after.at_ns
         seg_t, seg_v = times[mask], vals[mask]
-        if lower is not None:
-            skip = _run_of_other_meter(seg_v, ordered[k - 1].old_end, lower[1])
-            seg_t, seg_v = seg_t[skip:], seg_v[skip:]
+        if before is not None:  # the old meter still reporting after the exchange
+            skip = _run_of_other_meter(seg_v, before.old_end, before.new_start)
+            seg_t = np.insert(seg_t[skip:], 0, before.at_ns)
+            seg_v = np.insert(seg_v[skip:], 0, before.new_start)
             ignored += skip
-        cut = len(seg_v) - _run_of_other_meter(seg_v[::-1], exchange.new_start, exchange.old_end)
-        ignored += len(seg_v) - cut
-        seg_t = np.append(seg_t[:cut], exchange.at_ns)
-        seg_v = np.append(seg_v[:cut], exchange.old_end)
-        if lower is not None:
-            seg_t = np.insert(seg_t, 0, lower[0])
-            seg_v = np.insert(seg_v, 0, lower[1])
+        if after is not None:  # the new meter already reporting before it
+            cut = len(seg_v) - _run_of_other_meter(seg_v[::-1], after.new_start, after.old_end)
+            ignored += len(seg_v) - cut
+            seg_t = np.append(seg_t[:cut], after.at_ns)
+            seg_v = np.append(seg_v[:cut], after.old_end)
         t, raw, cum, ev, dropped = _segment(seg_t, seg_v, model)
         parts_t.append(t)
         parts_raw.append(raw)
@@ -267,29 +268,16 @@ def build_curve(
         carried = float(parts_cum[-1][-1]) if len(cum) else carried
         events += ev
         ignored += dropped
-        events.append(
-            Event(
-                "exchange",
-                exchange.at_ns,
-                f"old meter ended at {exchange.old_end:g}, new meter "
-                f"{exchange.new_meter or ''} started at {exchange.new_start:g}".replace("  ", " "),
+        if after is not None:
+            new_meter = f" {after.new_meter}" if after.new_meter else ""
+            events.append(
+                Event(
+                    "exchange",
+                    after.at_ns,
+                    f"old meter ended at {after.old_end:g}, new meter{new_meter}"
+                    f" started at {after.new_start:g}",
+                )
             )
-        )
-        lower = (exchange.at_ns, exchange.new_start)
-    mask = np.ones(len(times), dtype=bool) if lower is None else times > lower[0]
-    seg_t, seg_v = times[mask], vals[mask]
-    if lower is not None:
-        skip = _run_of_other_meter(seg_v, ordered[-1].old_end, lower[1])
-        seg_t, seg_v = seg_t[skip:], seg_v[skip:]
-        ignored += skip
-        seg_t = np.insert(seg_t, 0, lower[0])
-        seg_v = np.insert(seg_v, 0, lower[1])
-    t, raw, cum, ev, dropped = _segment(seg_t, seg_v, model)
-    parts_t.append(t)
-    parts_raw.append(raw)
-    parts_cum.append(cum - cum[0] + carried if len(cum) else cum)
-    events += ev
-    ignored += dropped
     # Readings exactly at an exchange instant are replaced by the exchange's two values.
     at_exchange = int(np.isin(times, [e.at_ns for e in exchanges]).sum())
     return Curve(

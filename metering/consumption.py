@@ -99,11 +99,13 @@ def _at(
     frac = (at_ns[inside] - t0) / (t1 - t0)
     c0, c1 = curve.cumulative[left], curve.cumulative[r]
     cumulative[inside] = c0 + (c1 - c0) * frac
-    # The register between two readings of the same meter: the left reading plus what was
-    # consumed since (this steps over a rollover or a reset the same way the curve does).
-    raw[inside] = curve.raw[left] + (cumulative[inside] - c0)
-    if curve.rollover is not None:
-        raw[inside] = np.mod(raw[inside], curve.rollover)
+    # The register between two readings: the left reading plus what was consumed since. Where
+    # the register wrapped (or was reset) between them, the nearer reading's side is shown: the
+    # exact wrap instant (and a pulse register's offset) is not known.
+    from_left = curve.raw[left] + (cumulative[inside] - c0)
+    from_right = curve.raw[r] - (c1 - cumulative[inside])
+    wrapped = curve.raw[r] < curve.raw[left]
+    raw[inside] = np.where(wrapped & (frac >= 0.5), from_right, from_left)
     code[inside] = np.where(t1 - t0 <= max_gap_ns, 0, 1)
     return cumulative, raw, code
 

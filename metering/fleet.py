@@ -163,7 +163,7 @@ def _plain_intervals(
     no_events: tuple[tuple[()], ...] = tuple(() for _ in range(nb - 1))
     for k, i in enumerate(idx.tolist()):
         a, b = int(starts[i]), int(starts[i + 1])
-        curve = Curve(t[a:b], v[a:b], cumulative[a:b], rollover=configs[i].register(name).rollover)
+        curve = Curve(t[a:b], v[a:b], cumulative[a:b])
         out[i] = (
             curve,
             Intervals(bounds, used[k], start_reading[k], end_reading[k], labels[k], no_events),

@@ -89,7 +89,6 @@ class Curve:
     ignored: int = 0  # readings dropped as outliers (incl. the wrong meter around an exchange)
     duplicates: int = 0
     delta: bool = False
-    rollover: float | None = None  # the meter's register wraps here (for reading it back)
 
     def __len__(self) -> int:
         return len(self.times_ns)
@@ -287,5 +286,4 @@ def build_curve(
         tuple(sorted(events, key=lambda e: e.time_ns)),
         ignored=ignored + at_exchange,
         duplicates=duplicates,
-        rollover=model.rollover,
     )

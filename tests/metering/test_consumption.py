@@ -298,3 +298,12 @@ def test_intervals_add_up_to_their_union(
     assert whole.total is not None and pieces.total is not None
     assert pieces.total == pytest.approx(whole.total, rel=1e-9, abs=1e-9)
     assert (pieces.consumption >= 0).all()
+
+
+def test_a_pulse_register_with_an_offset_reads_back_on_the_nearer_side_of_its_wrap() -> None:
+    # 1 L pulses, 16 bits (65.536 m³), register offset 2000 m³: 2065.0 then 2000.5 after a wrap.
+    curve = build_curve(*series((0, 2065.0), (4, 2000.5)), RegisterModel(rollover=65.536))
+    early = register_at(curve, T0 + H, H)
+    late = register_at(curve, T0 + 3 * H, H)
+    assert early is not None and early.value == pytest.approx(2065.0 + 1.036 / 4)
+    assert late is not None and late.value == pytest.approx(2000.5 - 1.036 / 4)

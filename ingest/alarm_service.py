@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -49,14 +50,20 @@ class AlarmService:
         self.notifier.start()
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop sweeping and sending within ``timeout`` s (SIGTERM must end within 10 s in all).
+
+        The outbox is durable: a delivery or a sweep still running is done again by the next
+        process, so threads still busy are left behind (daemons) with the alarm file open.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
-        # Bounded (SIGTERM finishes within 10 s): the outbox is durable, so a delivery or a sweep
-        # still running is simply done again by the next process.
+        self.notifier.stop(timeout=0)
         if self._thread.is_alive():
-            self._thread.join(2)
-        self.notifier.stop()
-        self.engine.alarms.close()
+            self._thread.join(max(0.0, deadline - time.monotonic()) / 2)
+        self.notifier.stop(timeout=max(0.0, deadline - time.monotonic()))
+        if not self._thread.is_alive() and not self.notifier.running:
+            self.engine.alarms.close()
 
     def _run(self) -> None:
         # The first sweep right away: meters that fell silent while lorameter was stopped.

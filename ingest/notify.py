@@ -88,11 +88,16 @@ class Notifier:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop delivering; what is not sent stays in the durable outbox."""
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(min(2.0, self.timeout_s))  # the outbox keeps what is not sent
+        if timeout > 0 and self._thread.is_alive():
+            self._thread.join(min(timeout, self.timeout_s))
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout_s) as client:

@@ -76,9 +76,9 @@ class IngestService:
         """
         deadline = time.monotonic() + timeout
         self.mqtt.stop(timeout=min(2.0, timeout / 2))
-        self.writer.stop(timeout=max(0.5, deadline - time.monotonic()))
+        self.writer.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5))
         if self.alarms is not None:
-            self.alarms.stop()
+            self.alarms.stop(timeout=max(0.2, deadline - time.monotonic()))
 
     @property
     def fatal(self) -> str | None:

@@ -120,8 +120,8 @@ class Rollup:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1)  # points are idempotent: the next run rewrites them
+        if self._thread is not None:  # points are idempotent: the next run rewrites them
+            self._thread.join(timeout=0.2)
 
     def _run(self) -> None:
         last_month = 0.0

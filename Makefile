@@ -56,6 +56,7 @@ fmt: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python bench/decoders.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/metering.py
 	$(BIN)/python bench/alarms.py
 	$(BIN)/python bench/e2e_sqlite.py
 	$(BIN)/python bench/influx_write.py

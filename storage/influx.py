@@ -62,6 +62,8 @@ __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
 
 log = logging.getLogger("lorameter.storage.influx")
 
+SERIES_TIMEOUT_S = 120.0
+
 
 class InfluxStore:
     """Readings in InfluxDB (1.x, 2.x or 3.x), with a durable spool in front of it."""
@@ -169,10 +171,12 @@ class InfluxStore:
                 self._clients.append(client)
         return client
 
-    def _query(self, statements: list[str], *, sync: bool = True) -> list[dict[str, Any]]:
+    def _query(
+        self, statements: list[str], *, sync: bool = True, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         if sync and self.writes and self.spool.rows:
             self.flush(self.read_flush_timeout_s)
-        return self.target.query(self._client(), statements)
+        return self.target.query(self._client(), statements, timeout=timeout)
 
     def devices(self) -> list[DeviceSummary]:
         return device_summaries(self._query(device_statements(None)))
@@ -224,7 +228,9 @@ class InfluxStore:
             field, to_ns(start), to_ns(end), NEIGHBOUR_LOOKBACK_NS, devices, medium
         )
         out: dict[str, Series] = {}
-        for device, pairs in series_points(self._query(statements), devices).items():
+        # A fleet's registers over a long window are many points: give the read its time.
+        results = self._query(statements, timeout=SERIES_TIMEOUT_S)
+        for device, pairs in series_points(results, devices).items():
             pairs.sort()
             out[device] = Series(
                 np.fromiter((t for t, _ in pairs), np.int64, len(pairs)),

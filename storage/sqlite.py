@@ -457,7 +457,8 @@ class SQLiteStore:
                         end_ns,
                     ),
                 ).fetchall()
-                rows = [r for r in rows if isinstance(r[1], int | float)]
+                if table == "points":  # the counters table holds numbers only
+                    rows = [r for r in rows if isinstance(r[1], int | float)]
                 if rows:
                     out[device] = Series(
                         np.fromiter((r[0] for r in rows), np.int64, len(rows)),

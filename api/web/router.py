@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -204,6 +205,7 @@ def ack_alarm(
 ) -> HTMLResponse | RedirectResponse:
     """Acknowledge one alarm (the alarm store's ack, as ``POST /api/v1/alarms/{id}/ack``), then
     show the page it was acknowledged on again (post/redirect/get)."""
+    _same_origin(request)
     alarms = _alarm_store(request)
     if alarms is None:
         raise HTTPException(503, "alarms are not set up in this process")
@@ -222,6 +224,13 @@ def ack_alarm(
         query = {"state": state, "acked": done.id} | ({"kind": kind} if kind else {})
         url = request.url_for("alarms_page").include_query_params(**query)
     return RedirectResponse(f"{url}#alarm-{done.id}", status_code=303)
+
+
+def _same_origin(request: Request) -> None:
+    """A form posted by another site's page is refused (browsers send ``Origin`` with a POST)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, f"a form from {origin} may not acknowledge alarms here")
 
 
 def _alarms_page(

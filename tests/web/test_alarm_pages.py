@@ -160,6 +160,10 @@ def test_ack_needs_who_and_an_existing_alarm(page: Page, site: Site) -> None:
     assert answer.status_code == 422 and api_alarm(site, "water-003", "leak")["acked_by"] == ""
     answer = httpx.post(f"{site.url}/alarms", data={"alarm": 999_999, "by": "anna"})
     assert answer.status_code == 404 and "not found" in answer.text
+    # another site's page cannot post the form (the browser names that page's origin)
+    forged = {"alarm": leak["id"], "by": "mallory"}
+    answer = httpx.post(f"{site.url}/alarms", data=forged, headers={"Origin": "http://evil.test"})
+    assert answer.status_code == 403 and api_alarm(site, "water-003", "leak")["acked_by"] == ""
 
 
 def test_fleet_list_shows_active_alarms(page: Page, browser: Browser, site: Site) -> None:
@@ -180,6 +184,7 @@ def test_fleet_list_shows_active_alarms(page: Page, browser: Browser, site: Site
     page.wait_for_url("**/meters/water-003#alarms")
     assert page.locator("section#alarms").is_visible()
     assert [(r["kind"], r["state"]) for r in shown(page)] == [("leak", "active")]
+    browser.screenshot(page, "web-meter-with-alarm")
 
 
 def test_meter_page_alarms_and_ack(page: Page, browser: Browser, site: Site) -> None:
@@ -214,7 +219,9 @@ def without_alarms(site: Site) -> Iterator[str]:
     store.close()
 
 
-def test_without_alarm_tables_the_pages_say_so(page: Page, without_alarms: str) -> None:
+def test_without_alarm_tables_the_pages_say_so(
+    page: Page, browser: Browser, without_alarms: str
+) -> None:
     page.goto(f"{without_alarms}/")
     assert page.locator("table.fleet tbody tr[data-device]").count() == 16
     assert page.locator(".badge.alarm").count() == 0
@@ -222,6 +229,7 @@ def test_without_alarm_tables_the_pages_say_so(page: Page, without_alarms: str) 
     page.click("header nav a:has-text('Alarms')")
     page.wait_for_url("**/alarms")
     assert "Alarms are not set up" in page.inner_text("main")
+    browser.screenshot(page, "web-alarms-not-set-up")
     page.goto(f"{without_alarms}/meters/water-003")
     assert "Alarms are not set up" in page.inner_text("section#alarms")
     answer = httpx.post(f"{without_alarms}/alarms", data={"alarm": 1, "by": "anna"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,27 +72,39 @@ def _with_status(body: bytes, status: int) -> bytes:
     return json.dumps(message).encode()
 
 
-def load(store: Store, fleet: Fleet, end: datetime, days: float) -> int:
-    """The fleet's history (and the demo's broken messages) through the pipeline into ``store``."""
+def load(
+    store: Store,
+    fleet: Fleet,
+    end: datetime,
+    days: float,
+    on_stored: Callable[[Sequence[Accepted | Rejected]], None] | None = None,
+) -> int:
+    """The fleet's history (and the demo's broken messages) through the pipeline into ``store``.
+
+    ``on_stored`` sees each batch once it is stored, as ingest hands it to the alarm engine.
+    """
     pipeline = Pipeline(fleet.registry)
-    records, letters = [], []
     messages = [*simulator.bad_messages(), *simulator.history(fleet.meters, end, days)]
     leaking = [i for i, (topic, _) in enumerate(messages) if f"/devices/{LEAKING}/" in topic]
     for i in leaking[-LEAK_UPLINKS:]:
         messages[i] = (messages[i][0], _with_status(messages[i][1], 0x30))
-    for topic, body in messages:
-        out = pipeline.process(topic, body, end)
-        if isinstance(out, Accepted):
-            records.append(out.record)
-        elif isinstance(out, Rejected):
-            letters.append(out.letter)
-    for i in range(0, len(records), 2000):
-        store.write_uplinks(records[i : i + 2000])
-    store.write_dead_letters(letters)
+    outcomes = [pipeline.process(topic, body, end) for topic, body in messages]
+    stored = 0
+    for i in range(0, len(outcomes), 2000):
+        batch = outcomes[i : i + 2000]
+        records = [o.record for o in batch if isinstance(o, Accepted)]
+        letters = [o.letter for o in batch if isinstance(o, Rejected)]
+        if records:
+            store.write_uplinks(records)
+        if letters:
+            store.write_dead_letters(letters)
+        stored += len(records)
+        if on_stored is not None:
+            on_stored(batch)
     flush = getattr(store, "flush", None)
     if flush is not None:
         flush()
-    return len(records)
+    return stored
 
 
 def _starts(first: datetime, end: datetime, interval: str) -> list[datetime]:

@@ -1,35 +1,70 @@
-"""The web view's pages: fleet list, meter page, dead letters (Jinja2, server-rendered)."""
+"""The web view's pages: fleet list, meter page, alarms, dead letters (Jinja2, server-rendered)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from api.consumption import MeteringError, Window, config_for, device_report
-from api.deps import OptionsDep, StoreDep
+from api.deps import ApiOptions, OptionsDep, StoreDep
 from api.params import parse_zone
+from api.routes.alarms import AckIn
 from api.web.chart import consumption_svg
-from api.web.views import CHART_INTERVALS, RANGES, age, fleet_rows, matches, register_unit
-from storage.base import DeviceSummary
+from api.web.views import (
+    ALARM_STATES,
+    CHART_INTERVALS,
+    RANGES,
+    active_first,
+    age,
+    by_device,
+    fleet_rows,
+    matches,
+    register_unit,
+)
+from metering.alarms import KINDS
+from storage.alarms import Alarm, AlarmStore
+from storage.base import DeviceSummary, Store, StoreError
 
 __all__ = ["TEMPLATES", "router"]
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+def _alarm_store(request: Request) -> AlarmStore | None:
+    """The app's alarm tables, or None when this process has none (the pages say so)."""
+    alarms: AlarmStore | None = getattr(request.app.state, "alarms", None)
+    return alarms
+
+
+def _navigation(request: Request) -> dict[str, Any]:
+    """What the header of every page shows: the number of active alarms (None: unknown)."""
+    alarms = _alarm_store(request)
+    try:
+        active = sum(alarms.active_counts().values()) if alarms is not None else None
+    except StoreError:
+        active = None
+    return {"active_alarms": active}
+
+
+TEMPLATES = Jinja2Templates(
+    directory=Path(__file__).parent / "templates", context_processors=[_navigation]
+)
 TEMPLATES.env.filters["age"] = age
 router = APIRouter(include_in_schema=False)
 
-_RECENT = 20  # rows of the readings, uplinks and dead-letter tables on a meter page
+_RECENT = 20  # rows of the readings, uplinks, alarm and dead-letter tables on a meter page
 _DEAD_LETTER_SCAN = 5000  # newest dead letters searched for one device's
+_ALARM_ROWS = 500  # newest alarms of each state on the alarms page
 
 
-def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
+def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("now", datetime.now(UTC))
-    return TEMPLATES.TemplateResponse(request, name, context)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -43,7 +78,9 @@ def fleet(
 ) -> HTMLResponse:
     """Every meter: register, last seen against its interval, battery, link."""
     now = datetime.now(UTC)  # the viewer's clock: only for "how long ago", never stored
-    rows = fleet_rows(store.devices(), options.meters, now)
+    alarms = _alarm_store(request)
+    active = by_device(_listed(alarms, "active")) if alarms is not None else {}
+    rows = fleet_rows(store.devices(), options.meters, now, active)
     shown = [r for r in rows if matches(r, q, medium, site)]
     return _page(
         request,
@@ -68,8 +105,9 @@ def meter(
     options: OptionsDep,
     range_: Annotated[str, Query(alias="range")] = "31d",
     interval: str = "",
+    acked: int | None = None,
 ) -> HTMLResponse:
-    """One meter: register, consumption chart, readings, link quality, uplinks, dead letters."""
+    """One meter: register, chart, alarms, readings, link quality, uplinks, dead letters."""
     summary = store.device(device)
     if summary is None:
         raise HTTPException(404, f"device {device!r} not found")
@@ -85,6 +123,7 @@ def meter(
     chart = _chart(store, summary, config, Window(end - span, end, interval, zone))
     readings = store.readings(device, end - timedelta(days=7), end + timedelta(days=1))
     letters = [d for d in store.dead_letters(_DEAD_LETTER_SCAN) if d.device == device]
+    alarms = _alarm_store(request)
     return _page(
         request,
         "meter.html",
@@ -99,6 +138,9 @@ def meter(
         readings=readings[-_RECENT:][::-1],
         uplinks=store.raw_uplinks(device, end - timedelta(days=2), limit=10_000)[-_RECENT:][::-1],
         letters=letters[:_RECENT],
+        alarms=None if alarms is None else _listed(alarms, "all", device=device, limit=_RECENT),
+        acked=_alarm_or_none(alarms, acked),
+        kinds=KINDS,
         zone=zone,
     )
 
@@ -134,3 +176,113 @@ def dead_letters(request: Request, store: StoreDep, reason: str = "") -> HTMLRes
     reasons = sorted({d.reason for d in letters})
     shown = [d for d in letters if not reason or d.reason == reason]
     return _page(request, "dead_letters.html", letters=shown, reasons=reasons, reason=reason)
+
+
+@router.get("/alarms", response_class=HTMLResponse)
+def alarms_page(
+    request: Request,
+    store: StoreDep,
+    options: OptionsDep,
+    state: str = "all",
+    kind: str = "",
+    acked: int | None = None,
+) -> HTMLResponse:
+    """Alarms, active first, by state and kind, each with a form to acknowledge it."""
+    return _alarms_page(request, store, options, state, kind, acked)
+
+
+@router.post("/alarms", response_class=HTMLResponse, response_model=None)
+def ack_alarm(
+    request: Request,
+    store: StoreDep,
+    options: OptionsDep,
+    alarm: Annotated[int, Form()],
+    by: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    state: Annotated[str, Form()] = "all",
+    kind: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "alarms",
+) -> HTMLResponse | RedirectResponse:
+    """Acknowledge one alarm (the alarm store's ack, as ``POST /api/v1/alarms/{id}/ack``), then
+    show the page it was acknowledged on again (post/redirect/get)."""
+    _same_origin(request)
+    alarms = _alarm_store(request)
+    if alarms is None:
+        raise HTTPException(503, "alarms are not set up in this process")
+    try:
+        ack = AckIn(by=by.strip(), note=note.strip())
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        error = f"alarm {alarm} was not acknowledged: {problems}"
+        return _alarms_page(request, store, options, state, kind, None, error=error)
+    done = alarms.ack(alarm, ack.by, ack.note, datetime.now(UTC))
+    if done is None:
+        raise HTTPException(404, f"alarm {alarm} not found")
+    if back == "meter":
+        url = request.url_for("meter", device=done.device).include_query_params(acked=done.id)
+    else:
+        query = {"state": state, "acked": done.id} | ({"kind": kind} if kind else {})
+        url = request.url_for("alarms_page").include_query_params(**query)
+    return RedirectResponse(f"{url}#alarm-{done.id}", status_code=303)
+
+
+def _same_origin(request: Request) -> None:
+    """A form posted by another site's page is refused (browsers send ``Origin`` with a POST)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, f"a form from {origin} may not acknowledge alarms here")
+
+
+def _alarms_page(
+    request: Request,
+    store: Store,
+    options: ApiOptions,
+    state: str,
+    kind: str,
+    acked: int | None,
+    error: str = "",
+) -> HTMLResponse:
+    if state not in ALARM_STATES:
+        raise HTTPException(422, f"state must be one of {', '.join(ALARM_STATES)}")
+    if kind and kind not in KINDS:
+        raise HTTPException(422, f"kind must be one of {', '.join(KINDS)}")
+    alarms = _alarm_store(request)
+    shown = [] if alarms is None else _listed(alarms, state, kind=kind or None)
+    return _page(
+        request,
+        "alarms.html",
+        status_code=422 if error else 200,
+        alarms=shown,
+        set_up=alarms is not None,
+        state=state,
+        kind=kind,
+        states=ALARM_STATES,
+        kinds=KINDS,
+        meters={s.device: s.meter for s in store.devices()},
+        acked=_alarm_or_none(alarms, acked),
+        error=error,
+        zone=options.timezone,
+    )
+
+
+def _listed(
+    alarms: AlarmStore,
+    state: str,
+    *,
+    kind: str | None = None,
+    device: str | None = None,
+    limit: int = _ALARM_ROWS,
+) -> list[Alarm]:
+    """Alarms of a state ("all": every active one before the newest cleared ones)."""
+    states = ("active", "cleared") if state == "all" else (state,)
+    found = [
+        a for s in states for a in alarms.alarms(state=s, kind=kind, device=device, limit=limit)
+    ]
+    return active_first(found)
+
+
+def _alarm_or_none(alarms: AlarmStore | None, alarm_id: int | None) -> Alarm | None:
+    """The alarm just acknowledged, for the page's notice."""
+    if alarms is None or alarm_id is None:
+        return None
+    return alarms.alarm(alarm_id)

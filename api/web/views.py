@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from metering.meter import PRIMARY_REGISTER, MeterConfig
+from storage.alarms import Alarm
 from storage.base import DeviceSummary
 
-__all__ = ["RANGES", "FleetRow", "age", "fleet_rows", "matches", "register_unit"]
+__all__ = [
+    "ALARM_STATES",
+    "RANGES",
+    "FleetRow",
+    "active_first",
+    "age",
+    "by_device",
+    "fleet_rows",
+    "matches",
+    "register_unit",
+]
 
 # The chart's ranges: label -> (span, the interval it shows by default).
 RANGES = {
@@ -18,6 +29,7 @@ RANGES = {
     "1y": (timedelta(days=365), "month"),
 }
 CHART_INTERVALS = ("hour", "day", "month")
+ALARM_STATES = ("all", "active", "cleared")  # the alarms page's filter; "all": active first
 _UNITS = {"kwh": "kWh", "m3": "m³", "w": "W", "m3h": "m³/h", "c": "°C", "pct": "%"}
 _DEFAULT_INTERVAL = timedelta(hours=1)
 
@@ -33,7 +45,7 @@ class FleetRow:
     expected: timedelta
     late_by: timedelta  # how much longer than expected the meter has been quiet (0: on time)
     state: str  # ok | late | silent
-    alarms: int
+    alarms: tuple[Alarm, ...]  # its active alarms
 
 
 def register_unit(field: str) -> str:
@@ -55,7 +67,7 @@ def fleet_rows(
     summaries: Sequence[DeviceSummary],
     meters: Mapping[str, MeterConfig],
     now: datetime,
-    alarms: Mapping[str, int] | None = None,
+    alarms: Mapping[str, Sequence[Alarm]] | None = None,
 ) -> list[FleetRow]:
     """Every device with its register, its state against its expected interval, its alarms.
 
@@ -78,10 +90,23 @@ def fleet_rows(
                 expected=expected,
                 late_by=max(quiet - expected, timedelta(0)),
                 state=state,
-                alarms=(alarms or {}).get(summary.device, 0),
+                alarms=tuple((alarms or {}).get(summary.device, ())),
             )
         )
     return rows
+
+
+def active_first(alarms: Iterable[Alarm]) -> list[Alarm]:
+    """Active alarms before cleared ones, each group newest raised first."""
+    return sorted(alarms, key=lambda a: (a.state != "active", -a.raised_at.timestamp(), -a.id))
+
+
+def by_device(alarms: Iterable[Alarm]) -> dict[str, list[Alarm]]:
+    """Alarms grouped by device, in the order given."""
+    grouped: dict[str, list[Alarm]] = {}
+    for alarm in alarms:
+        grouped.setdefault(alarm.device, []).append(alarm)
+    return grouped
 
 
 def matches(row: FleetRow, query: str, medium: str, site: str) -> bool:

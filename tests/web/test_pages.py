@@ -6,52 +6,25 @@ uvicorn on 127.0.0.1 and driven by Debian's chromium. Screenshots land in build/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import httpx
 import pytest
 from playwright.sync_api import Page
 
-from api.deps import ApiOptions
-from api.main import create_app
-from storage import open_store
-from tests.demo_data import Fleet, demo_fleet, load
-from tests.web.browser import Browser, serve
-
-# The history ends on the 15-minute grid just before now, as in `lorameter demo`.
-NOW = datetime.now(UTC)
-END = NOW.replace(minute=NOW.minute // 15 * 15, second=0, microsecond=0)
-DAYS = 3.0
-
-
-def last_uplink(meter) -> datetime:
-    """When the simulator's history last heard ``meter`` (slot + its fixed offset, up to END)."""
-    offset = timedelta(seconds=5 + meter.index * 7 % 600)
-    return END - offset if offset <= timedelta(0) else END - timedelta(minutes=15) + offset
+from tests.demo_data import Fleet
+from tests.web.browser import Browser
+from tests.web.site import Site, last_uplink
 
 
 @pytest.fixture(scope="module")
-def fleet() -> Fleet:
-    return demo_fleet(16)
+def fleet(site: Site) -> Fleet:
+    return site.fleet
 
 
 @pytest.fixture(scope="module")
-def base_url(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('web')}/lorameter.db")
-    load(store, fleet, END, DAYS)
-    app = create_app(store, options=ApiOptions(meters=fleet.registry.meter_configs()))
-    with serve(app) as url:
-        yield url
-    store.close()
-
-
-@pytest.fixture
-def page(browser: Browser, requests_seen: list[str]) -> Iterator[Page]:
-    tab = browser.page()
-    yield tab
-    tab.close()
+def base_url(site: Site) -> str:
+    return site.url
 
 
 def listed(page: Page) -> list[str]:

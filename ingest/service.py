@@ -14,6 +14,7 @@ from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttSource
 from ingest.pipeline import Accepted, Pipeline, Rejected
 from ingest.stats import IngestStats
+from ingest.webhook import WebhookReceiver
 from ingest.writer import Writer
 from storage.base import Store, StoreError
 
@@ -50,6 +51,7 @@ class IngestService:
         self.alarms = alarms
         if alarms is not None:
             self.writer.on_stored = alarms.on_stored
+        self.webhooks = WebhookReceiver(self.pipeline, self.writer)  # POST /api/v1/ingest/*
         self.mqtt = MqttSource(
             mqtt_url, topics, self._handle, client_id=client_id, qos=qos, ca_file=ca_file,
             on_crash=self.stats.crash,

@@ -292,9 +292,24 @@ def _serve_api(
         max_body_bytes=settings.api_max_body_bytes,
         decode_timeout_s=settings.api_decode_timeout_s,
         meters=_registry(settings).meter_configs() if meters is None else meters,
+        webhook_secret=settings.webhook_secret,
+        loopback_only=_is_loopback(settings.api_host),
+    )
+    if not options.webhook_secret and not options.loopback_only:
+        log.warning(
+            "the webhooks (POST /api/v1/ingest/*) are closed: the API listens on %s and"
+            " LORAMETER_WEBHOOK_SECRET is not set",
+            settings.api_host,
+        )
+    app = create_app(
+        store,
+        ingest,
+        options,
+        alarms=alarms or _alarm_store(settings),
+        ingestor=ingest.webhooks if ingest is not None else None,
     )
     config = uvicorn.Config(
-        create_app(store, ingest, options, alarms=alarms or _alarm_store(settings)),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -314,6 +329,17 @@ def _serve_api(
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond loopback
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

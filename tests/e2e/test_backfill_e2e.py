@@ -75,7 +75,13 @@ def test_uplinks_missed_during_an_outage_and_a_restart_are_backfilled(
             app.wait_for(lambda: app.output().count("subscribed to") == 2, "the reconnect", 90)
             live(7)
             app.wait_for(lambda: stored() == [1, 2, 3, 4, 5, 6, 7], "the backfill", 60)
-            last = app.get("/health")["ingest"]["backfill"]["last"]
+
+            def report(running) -> dict:
+                return running.get("/health")["ingest"]["backfill"]["last"]
+
+            # "stored" counts the writer's confirmations, which follow the rows by a moment
+            app.wait_for(lambda: report(app)["stored"] == report(app)["fetched"], "the acks")
+            last = report(app)
             # from 60 s before uplink 3, in pages of 2: 3 (a duplicate), 4, 5, 6, and 7 if it
             # was stored in TTS before the backfill read it (a duplicate either way)
             assert last["reason"] == "reconnection 2"
@@ -90,7 +96,7 @@ def test_uplinks_missed_during_an_outage_and_a_restart_are_backfilled(
             again = run_lorameter("run", **settings)
             again.wait_for(lambda: stored() == list(range(1, 10)), "the restart backfill", 60)
             again.wait_for(
-                lambda: again.get("/health")["ingest"]["backfill"]["last"]["finished"],
+                lambda: report(again)["finished"] and report(again)["stored"] == 3,
                 "the backfill report",
             )
             health = again.get("/health")["ingest"]

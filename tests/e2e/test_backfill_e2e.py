@@ -76,7 +76,7 @@ def test_uplinks_missed_during_an_outage_and_a_restart_are_backfilled(
             live(7)
             app.wait_for(lambda: stored() == [1, 2, 3, 4, 5, 6, 7], "the backfill", 60)
 
-            def report(running) -> dict:
+            def report(running):
                 return running.get("/health")["ingest"]["backfill"]["last"]
 
             # "stored" counts the writer's confirmations, which follow the rows by a moment

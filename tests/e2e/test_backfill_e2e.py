@@ -11,10 +11,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Publisher
+from tests.e2e.conftest import Publisher, Running
 from tests.helpers import tts_up
 from tests.services import start_mosquitto
 from tests.tts_storage import storage_server
@@ -76,8 +77,9 @@ def test_uplinks_missed_during_an_outage_and_a_restart_are_backfilled(
             live(7)
             app.wait_for(lambda: stored() == [1, 2, 3, 4, 5, 6, 7], "the backfill", 60)
 
-            def report(running):
-                return running.get("/health")["ingest"]["backfill"]["last"]
+            def report(running: Running) -> dict[str, Any]:
+                last: dict[str, Any] = running.get("/health")["ingest"]["backfill"]["last"]
+                return last
 
             # "stored" counts the writer's confirmations, which follow the rows by a moment
             app.wait_for(lambda: report(app)["stored"] == report(app)["fetched"], "the acks")

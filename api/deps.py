@@ -13,7 +13,17 @@ from metering.meter import MeterConfig
 from storage.alarms import AlarmStore
 from storage.base import Store
 
-__all__ = ["AlarmsDep", "ApiOptions", "IngestDep", "IngestStatus", "OptionsDep", "StoreDep"]
+__all__ = [
+    "AlarmsDep",
+    "ApiOptions",
+    "IngestDep",
+    "IngestReceipt",
+    "IngestStatus",
+    "Ingestor",
+    "IngestorDep",
+    "OptionsDep",
+    "StoreDep",
+]
 
 
 class IngestStatus(Protocol):
@@ -29,6 +39,40 @@ class IngestStatus(Protocol):
         ...
 
 
+class IngestReceipt(Protocol):
+    """What became of one message handed to the ingestor."""
+
+    @property
+    def stored(self) -> bool:
+        """Durably kept: as readings (or a duplicate of stored ones), or as a dead letter."""
+        ...
+
+    @property
+    def status(self) -> str:
+        """``stored``, ``dead_letter``, or why it is not stored (``busy``, ``timeout``)."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """The dead-letter reason (``not_json``, ``unknown_device``, ...), else empty."""
+        ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+class Ingestor(Protocol):
+    """The ingest pipeline and writer of this process, for the webhooks (POST /api/v1/ingest).
+
+    The composition root provides it (``ingest.webhook.WebhookReceiver``); ``api`` never
+    imports ``ingest`` (the import-linter contract keeps the two independent).
+    """
+
+    def accept(self, topic: str, body: bytes) -> IngestReceipt:
+        """Process one message and return once it is durably kept (blocking; bounded)."""
+        ...
+
+
 @dataclass(frozen=True)
 class ApiOptions:
     """Settings of the API (the composition root fills them from ``LORAMETER_*``)."""
@@ -38,6 +82,10 @@ class ApiOptions:
     decode_timeout_s: float = 2.0
     # the registry's metering settings per device id (zone, interval, registers, exchanges)
     meters: Mapping[str, MeterConfig] = field(default_factory=dict)
+    # The webhooks' shared secret (X-Lorameter-Webhook-Secret); without one they are open only
+    # while the API listens on loopback alone.
+    webhook_secret: str = ""
+    loopback_only: bool = True
 
 
 def get_store(request: Request) -> Store:
@@ -49,6 +97,12 @@ def get_ingest(request: Request) -> IngestStatus | None:
     """The ingest service running in this process, or None (``lorameter api`` alone)."""
     ingest: IngestStatus | None = request.app.state.ingest
     return ingest
+
+
+def get_ingestor(request: Request) -> Ingestor | None:
+    """The ingest pipeline of this process, or None (``lorameter api`` alone)."""
+    ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
+    return ingestor
 
 
 def get_options(request: Request) -> ApiOptions:
@@ -67,4 +121,5 @@ def get_alarms(request: Request) -> AlarmStore:
 StoreDep = Annotated[Store, Depends(get_store)]
 AlarmsDep = Annotated[AlarmStore, Depends(get_alarms)]
 IngestDep = Annotated[IngestStatus | None, Depends(get_ingest)]
+IngestorDep = Annotated[Ingestor | None, Depends(get_ingestor)]
 OptionsDep = Annotated[ApiOptions, Depends(get_options)]

@@ -9,10 +9,18 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import __version__
-from api.deps import ApiOptions, IngestStatus
+from api.deps import ApiOptions, Ingestor, IngestStatus
 from api.params import reject_unknown_query
 from api.routes import alarms as alarms_routes
-from api.routes import consumption, dead_letters, decoders, devices, health, metrics
+from api.routes import (
+    consumption,
+    dead_letters,
+    decoders,
+    devices,
+    health,
+    ingest_webhooks,
+    metrics,
+)
 from api.web import mount_web
 from api.web.policy import add_content_security_policy
 from storage.alarms import AlarmStore
@@ -27,10 +35,12 @@ def create_app(
     options: ApiOptions | None = None,
     *,
     alarms: AlarmStore | None = None,
+    ingestor: Ingestor | None = None,
 ) -> FastAPI:
     """The API over a store; ``ingest`` is the in-process ingest service, if any.
 
-    ``alarms``: the alarm tables (None: the alarm routes answer 503).
+    ``alarms``: the alarm tables (None: the alarm routes answer 503). ``ingestor``: the ingest
+    pipeline the webhooks feed (None: they answer 503).
     """
     options = options or ApiOptions()
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
@@ -47,7 +57,9 @@ def create_app(
     app.state.options = options
     app.state.metrics = metrics.registry_for(ingest)
     app.state.alarms = alarms
-    for module in (health, metrics, devices, consumption, decoders, dead_letters, alarms_routes):
+    app.state.ingestor = ingestor
+    for module in (health, metrics, devices, consumption, decoders, dead_letters, alarms_routes,
+                   ingest_webhooks):  # fmt: skip
         app.include_router(module.router)
     mount_web(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)

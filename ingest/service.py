@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.alarm_service import AlarmService
+from ingest.backfill import BackfillWorker, GapTracker, StorageApi
 from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttSource
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Accepted, Pipeline, Rejected
 from ingest.stats import IngestStats
+from ingest.webhook import WebhookReceiver
 from ingest.writer import Writer
-from storage.base import Store
+from storage.base import Store, StoreError
 
 __all__ = ["IngestService"]
 
@@ -38,6 +40,9 @@ class IngestService:
         max_queue: int = 20_000,
         stall_after_s: float = 60.0,
         alarms: AlarmService | None = None,
+        backfill: StorageApi | None = None,
+        backfill_delay_s: float = 5.0,
+        backfill_margin_s: float = 60.0,
     ) -> None:
         self.stats = IngestStats()
         self.pipeline = Pipeline(devices, max_bytes=max_message_bytes)
@@ -46,16 +51,42 @@ class IngestService:
         self.alarms = alarms
         if alarms is not None:
             self.writer.on_stored = alarms.on_stored
+        self.webhooks = WebhookReceiver(self.pipeline, self.writer)  # POST /api/v1/ingest/*
         self.mqtt = MqttSource(
             mqtt_url, topics, self._handle, client_id=client_id, qos=qos, ca_file=ca_file,
             on_crash=self.stats.crash,
         )  # fmt: skip
         self._disconnected_since: float | None = time.monotonic()
+        # Gap backfill from TTS's Storage Integration after every (re)connection (issue 12).
+        self.gaps: GapTracker | None = None
+        self.backfill: BackfillWorker | None = None
+        if backfill is not None:
+            try:
+                newest = store.last_uplink_at("tts")  # persisted: a restart backfills too
+            except StoreError as exc:
+                log.error("cannot read the newest stored TTS uplink, no backfill on start: %s",
+                          exc)  # fmt: skip
+                newest = None
+            self.gaps = GapTracker(newest)
+            self.backfill = BackfillWorker(
+                backfill, self.pipeline, self._submit_backfilled, self.gaps,
+                lambda: self.mqtt.connects, delay_s=backfill_delay_s, margin_s=backfill_margin_s,
+                on_crash=self.stats.crash,
+            )  # fmt: skip
+
+    def _submit_backfilled(self, outcome: Accepted | Rejected, done: Callable[[], None]) -> None:
+        while not self.writer.submit(outcome, done, timeout=0.5):
+            if self.mqtt.worker.stopping.is_set():
+                return  # not stored: the next start backfills this window again
 
     def _handle(self, topic: str, message: bytes, ack: Callable[[], None]) -> None:
         started = time.monotonic()
         outcome = self.pipeline.process(topic, message, datetime.now(UTC))
         self.stats.decode_seconds.observe(time.monotonic() - started)
+        if self.gaps is not None:
+            raw = outcome.record.raw if isinstance(outcome, Accepted) else None
+            tts = raw is not None and raw.network == "tts"
+            self.gaps.observe(self.mqtt.connects, raw.received_at if raw and tts else None)
         # Back-pressure: wait while the queue is full, but never past a shutdown; a message
         # not queued is not acknowledged, so the broker keeps it.
         while not self.writer.submit(outcome, ack, timeout=0.5):
@@ -66,6 +97,8 @@ class IngestService:
     def start(self) -> None:
         self.writer.start()
         self.mqtt.start()
+        if self.backfill is not None:
+            self.backfill.start()
         if self.alarms is not None:
             self.alarms.start()
 
@@ -75,6 +108,8 @@ class IngestService:
         What cannot be stored in time stays unacknowledged: the broker redelivers it.
         """
         deadline = time.monotonic() + timeout
+        if self.backfill is not None:
+            self.backfill.stop(timeout=min(1.0, timeout / 4))
         self.mqtt.stop(timeout=min(2.0, timeout / 2))
         self.writer.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5))
         if self.alarms is not None:
@@ -139,5 +174,6 @@ class IngestService:
             "oldest_unwritten_age_s": round(self.writer.oldest_age_s(), 3),
             "problems": self.problems(),
             "alarms": self.alarms.health() if self.alarms is not None else None,
+            "backfill": self.backfill.health() if self.backfill is not None else None,
             **self.stats.snapshot(),
         }

@@ -1,5 +1,5 @@
-"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, redecode, consumption,
-register, dashboards push."""
+"""The ``lorameter`` command: run, ingest, api, demo, decode, replay, backfill, redecode,
+consumption, register, dashboards push."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
         "ingest a file of uplinks (TTS or ChirpStack): JSON lines, or one JSON document or array",
     )
     replay.add_argument("file", type=Path)
+    fill = add(
+        "backfill",
+        _cmd_backfill,
+        "fetch the uplinks of a window from the TTS Storage Integration and store them"
+        " (already stored ones are duplicates)",
+    )
+    fill.add_argument("--since", help="RFC 3339 or a date; default: the newest stored TTS uplink")
+    fill.add_argument("--until", help="RFC 3339 or a date; default: now")
     boards = sub.add_parser("dashboards", help="Grafana dashboards")
     boards_sub = boards.add_subparsers(dest="action", metavar="ACTION", required=True)
     push = boards_sub.add_parser(
@@ -188,6 +196,7 @@ def _ingest_service(
 ) -> IngestService:
     from ingest.alarm_service import AlarmService, mqtt_publisher
     from ingest.alarms import AlarmEngine
+    from ingest.backfill import storage_api
     from ingest.mqtt import MqttError, default_client_id
     from ingest.notify import Notifier
     from ingest.service import IngestService
@@ -205,6 +214,12 @@ def _ingest_service(
     service = AlarmService(engine, notifier,
                            sweep_s=settings.alarm_sweep_s)  # fmt: skip
     try:
+        tts = storage_api(
+            settings.mqtt_url, settings.tts_api_url, settings.tts_application, settings.tts_api_key
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
         ingest = IngestService(
             store,
             devices,
@@ -216,6 +231,9 @@ def _ingest_service(
             ca_file=settings.mqtt_ca_file,
             max_message_bytes=settings.max_message_bytes,
             alarms=service,
+            backfill=tts,
+            backfill_delay_s=settings.backfill_delay_s,
+            backfill_margin_s=settings.backfill_margin_s,
         )
     except MqttError as exc:
         raise UsageError(str(exc)) from exc
@@ -274,9 +292,24 @@ def _serve_api(
         max_body_bytes=settings.api_max_body_bytes,
         decode_timeout_s=settings.api_decode_timeout_s,
         meters=_registry(settings).meter_configs() if meters is None else meters,
+        webhook_secret=settings.webhook_secret,
+        loopback_only=_is_loopback(settings.api_host),
+    )
+    if not options.webhook_secret and not options.loopback_only:
+        log.warning(
+            "the webhooks (POST /api/v1/ingest/*) are closed: the API listens on %s and"
+            " LORAMETER_WEBHOOK_SECRET is not set",
+            settings.api_host,
+        )
+    app = create_app(
+        store,
+        ingest,
+        options,
+        alarms=alarms or _alarm_store(settings),
+        ingestor=ingest.webhooks if ingest is not None else None,
     )
     config = uvicorn.Config(
-        create_app(store, ingest, options, alarms=alarms or _alarm_store(settings)),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -296,6 +329,17 @@ def _serve_api(
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond loopback
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -508,6 +552,56 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from api.params import parse_time
+    from ingest.backfill import BackfillError, BackfillReport, backfill, storage_api
+    from ingest.pipeline import Pipeline
+    from ingest.writer import Writer
+
+    try:
+        tts = storage_api(
+            settings.mqtt_url, settings.tts_api_url, settings.tts_application, settings.tts_api_key
+        )
+        since = parse_time(args.since, settings.zone, "--since") if args.since else None
+        until = parse_time(args.until, settings.zone, "--until") if args.until else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if tts is None:
+        raise UsageError(
+            "no TTS Storage Integration to read: the MQTT user is not a TTS app@tenant; set"
+            " LORAMETER_TTS_API_URL (and LORAMETER_TTS_APPLICATION, LORAMETER_TTS_API_KEY)"
+        )
+    store = _open_store(settings)
+    writer = Writer(store)
+    writer.start()
+    pipeline = Pipeline(_registry(settings), max_bytes=settings.max_message_bytes)
+    try:
+        if since is None:
+            newest = store.last_uplink_at("tts")
+            if newest is None:
+                raise UsageError("the store holds no TTS uplink yet: give --since")
+            since = newest - timedelta(seconds=settings.backfill_margin_s)
+        report = BackfillReport(after=since, before=until, reason="command line")
+        with httpx.Client() as client:
+            backfill(client, tts, pipeline, lambda outcome, done: writer.submit(outcome, done),
+                     report)  # fmt: skip
+        failed = ""
+    except BackfillError as exc:
+        failed = str(exc)
+    finally:
+        writer.flush()
+        writer.stop()
+        store.close()
+    s = writer.stats.snapshot()
+    print(f"{report.summary()}; {s['accepted']} stored new, {s['duplicates']} were already stored")
+    if failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_dashboards_push(args: argparse.Namespace, settings: Settings) -> int:
     from dashboards.publish import PublishError, push
 
@@ -658,6 +752,8 @@ def _secrets(settings: Settings) -> list[str]:
         url_password(settings.mqtt_url),
         url_password(settings.store_url),
         settings.influx_token,
+        settings.tts_api_key,
+        settings.webhook_secret,
         *_secrets_in_environment(),
     ]
 
@@ -669,6 +765,8 @@ def _secrets_in_environment() -> list[str]:
         url_password(env.get("LORAMETER_MQTT_URL", "")),
         url_password(env.get("LORAMETER_STORE_URL", "")),
         env.get("LORAMETER_INFLUX_TOKEN", ""),
+        env.get("LORAMETER_TTS_API_KEY", ""),
+        env.get("LORAMETER_WEBHOOK_SECRET", ""),
     ]
 
 

@@ -43,6 +43,24 @@ class Settings(BaseSettings):
     mqtt_ca_file: str = Field("", description="CA bundle for a broker with a private CA")
     mqtt_qos: int = Field(1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0)")
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger messages are rejected")
+    tts_api_url: str = Field(
+        "",
+        description="TTS base URL for the Storage Integration backfill; empty: https://<MQTT"
+        " host> when the MQTT user is app@tenant; off: no backfill",
+    )
+    tts_application: str = Field("", description="TTS application id; empty: from the MQTT user")
+    tts_api_key: str = Field("", description="TTS API key; empty: the MQTT password")
+    backfill_delay_s: float = Field(
+        5.0, ge=0, description="wait after a (re)connection before backfilling"
+    )
+    backfill_margin_s: float = Field(
+        60.0, ge=0, description="backfill from this long before the last uplink received"
+    )
+    webhook_secret: str = Field(
+        "",
+        description="shared secret the webhooks (POST /api/v1/ingest/*) require in the"
+        " X-Lorameter-Webhook-Secret header; needed when the API binds beyond loopback",
+    )
 
     store_url: str = Field("sqlite:///./lorameter.db", description="sqlite:///file or influxdb://")
     influx_token: str = Field("", description="InfluxDB 2.x/3.x token (Authorization: Token)")
@@ -82,10 +100,10 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
-    @field_validator("alarm_webhook_url")
+    @field_validator("alarm_webhook_url", "tts_api_url")  # tts_api_url may also be "off"
     @classmethod
     def _http(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
+        if value and value != "off" and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
 

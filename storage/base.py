@@ -215,6 +215,11 @@ class Store(Protocol):
         own ``consumption`` points."""
         ...
 
+    def last_uplink_at(self, network: str) -> datetime | None:
+        """The network server's receive time of the newest stored uplink from ``network``
+        (``"tts"`` or ``"chirpstack"``), or None: where a gap backfill starts after a restart."""
+        ...
+
     def health(self) -> StoreHealth:
         """Can the store take writes, and what does it hold."""
         ...

@@ -55,7 +55,7 @@ from storage.influx_schema import (
 )
 from storage.influx_sender import Sender
 from storage.line_protocol import encode_line, quote_ident, quote_literal
-from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, to_ns
+from storage.schema import DeadLetter, Point, RawUplink, UplinkRecord, from_ns, to_ns
 from storage.spool import Spool
 
 __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
@@ -279,6 +279,15 @@ class InfluxStore:
         )
 
     # -- health ------------------------------------------------------------------------------
+
+    def last_uplink_at(self, network: str) -> datetime | None:
+        q = (
+            f"SELECT f_port FROM {UPLINK} WHERE network = {quote_literal(network)}"
+            " ORDER BY time DESC LIMIT 1"
+        )
+        for series in self._query([q])[0].get("series", []):
+            return from_ns(int(series["values"][0][0]))
+        return None
 
     def health(self) -> StoreHealth:
         problems: list[str] = []

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS raw_uplinks (
     simulated INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS raw_uplinks_device_time ON raw_uplinks (device, received_ns);
+CREATE INDEX IF NOT EXISTS raw_uplinks_network_time ON raw_uplinks (network, received_ns);
 CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY,
     dev_eui TEXT NOT NULL,
@@ -539,6 +540,11 @@ class SQLiteStore:
             db.executemany(
                 "INSERT OR REPLACE INTO counters VALUES (?,?,?,?)", _counter_rows(points)
             )
+
+    def last_uplink_at(self, network: str) -> datetime | None:
+        rows = self._query("SELECT max(received_ns) FROM raw_uplinks WHERE network = ?", (network,))
+        newest = rows[0][0] if rows else None
+        return from_ns(int(newest)) if isinstance(newest, int) else None
 
     def health(self) -> StoreHealth:
         try:

@@ -355,3 +355,10 @@ def test_readings_deleted_and_rewritten_for_one_device(store: Store) -> None:
     store.write_points([p for p in again.points if p.measurement != "radio"])  # idempotent
     (row,) = store.readings("em-1", at(0), at(60))
     assert (row.time, dict(row.values)) == (at(1), {"energy_import_kwh": 7.5})
+
+
+def test_last_uplink_at_is_the_newest_receive_time_per_network(store: Store) -> None:
+    assert store.last_uplink_at("tts") is None
+    store.write_uplinks([record("em-1", 30), record("em-1", 5), record("wm-1", 20)])
+    assert store.last_uplink_at("tts") == at(30)
+    assert store.last_uplink_at("chirpstack") is None

@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,12 @@ def stop_line(worker: Running) -> tuple[str, int, int, int]:
     return name, int(ingested), int(rejected), int(duplicates)
 
 
+def subscribed(running: Running) -> Callable[[], bool]:
+    return lambda: "subscribed to $share/meters/" in running.output()
+
+
 def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(
-    tmp_path: Path, influxd: Any, run_lorameter
+    tmp_path: Path, influxd: Any, run_lorameter: Callable[..., Running]
 ) -> None:
     broker = start_mosquitto(tmp_path / "broker")
     store_url = influxd.new_database_url()
@@ -74,7 +79,7 @@ def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(
 
         workers = {n: worker(n) for n in (1, 2, 3)}
         for running in workers.values():
-            running.wait_for(lambda r=running: "subscribed to $share/meters/" in r.output(), "sub")
+            running.wait_for(subscribed(running), "the shared subscription")
         publisher = Publisher(broker.port)
         total, third = 3000, 1000
         sent = [publisher.client.publish(*uplink(n), qos=1) for n in range(third)]

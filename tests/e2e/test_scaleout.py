@@ -16,7 +16,6 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from lorameter.cli import main
 from tests.e2e.conftest import Publisher, Running
 from tests.helpers import tts_up
 from tests.services import start_mosquitto
@@ -133,16 +132,6 @@ def test_workers_have_their_own_stable_client_ids(tmp_path: Path, run_lorameter)
         assert ids[0] != ids[1] and ids[0] == ids[2]
     finally:
         broker.stop()
-
-
-def test_a_share_group_without_a_worker_id_is_one_line_and_exit_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LORAMETER_MQTT_SHARE_GROUP", "meters")
-    monkeypatch.delenv("LORAMETER_WORKER_ID", raising=False)
-    assert main(["ingest"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "LORAMETER_WORKER_ID" in err and "Traceback" not in err
 
 
 def test_mosquitto_hands_each_message_to_one_mqtt_3_1_1_member(tmp_path: Path) -> None:

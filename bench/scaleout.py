@@ -196,7 +196,7 @@ def main() -> None:
     server = start_influxd(work / "influxd")
     batch = messages(args.uplinks, args.devices)
     results: dict[int, list[dict[str, float]]] = {k: [] for k in args.workers}
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f}")
     print(
         f"{args.uplinks} ELV LW-ESI uplinks (TTS JSON) of {args.devices} devices preloaded at QoS 1"
         f" into the workers' persistent sessions on $share/{GROUP}/…; drain timed from the first"
@@ -234,7 +234,10 @@ def main() -> None:
         print("WARNING: in some round the workers' stop lines did not add up to the uplinks sent")
     else:
         print("in every round the workers' stop lines added up to the uplinks sent")
-    print(f"cores: {os.cpu_count()} (the workers, influxd, mosquitto and the publisher share them)")
+    print(
+        f"cores: {os.cpu_count()} (the workers, influxd, mosquitto and the publisher share them);"
+        f" load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews all)"
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from lorameter.settings import Settings, load_settings
 from storage.redact import redact_secrets, redact_url, url_password
 
 if TYPE_CHECKING:  # the parts are imported where used, so `lorameter decode` starts fast
+    from ingest.alarm_service import AlarmService
     from ingest.devices import DeviceRegistry
     from ingest.service import IngestService
     from metering.meter import MeterConfig
@@ -162,7 +163,7 @@ def _open_store(settings: Settings, *, writer: bool = True) -> Store:
         return open_store(
             settings.store_url,
             influx_token=settings.influx_token,
-            spool_path=settings.spool_path,
+            spool_path=str(settings.spool_file),
             spool_max_age_s=settings.spool_max_age_s,
             writer=writer,
         )
@@ -185,34 +186,35 @@ def _store_identity(settings: Settings) -> str:
 
     url = settings.store_url
     if url.startswith("sqlite:///"):
-        return f"sqlite:{Path(url.removeprefix('sqlite:///')).resolve()}"
+        identity = f"sqlite:{Path(url.removeprefix('sqlite:///')).resolve()}"
+        if settings.mqtt_share_group:
+            identity += f"|$share/{settings.mqtt_share_group}/{settings.worker_id}"
+        return identity
     parts = urlsplit(url)
     host = parts.hostname or ""
-    return f"{parts.scheme}://{host}:{parts.port}{parts.path}|{Path(settings.spool_path).resolve()}"
+    identity = f"{parts.scheme}://{host}:{parts.port}{parts.path}|{settings.spool_file.resolve()}"
+    if settings.mqtt_share_group:  # one session per worker: the spool file names the worker
+        identity += f"|$share/{settings.mqtt_share_group}"
+    return identity
 
 
 def _ingest_service(
     settings: Settings, store: Store, devices: DeviceRegistry | None = None
 ) -> IngestService:
-    from ingest.alarm_service import AlarmService, mqtt_publisher
-    from ingest.alarms import AlarmEngine
+    from ingest.alarm_service import mqtt_publisher
     from ingest.backfill import storage_api
     from ingest.mqtt import MqttError, default_client_id
-    from ingest.notify import Notifier
     from ingest.service import IngestService
 
     devices = devices if devices is not None else _registry(settings)
-    alarms = _alarm_store(settings)
-    notifier = Notifier(
-        alarms,
-        topic=settings.alarm_mqtt_topic,
-        webhook_url=settings.alarm_webhook_url,
-        secret=settings.alarm_webhook_secret,
-        retry_max_s=settings.alarm_retry_max_s,
-    )
-    engine = AlarmEngine(alarms, devices, store, timezone=settings.timezone)
-    service = AlarmService(engine, notifier,
-                           sweep_s=settings.alarm_sweep_s)  # fmt: skip
+    service = None if settings.mqtt_share_group else _alarm_service(settings, store, devices)
+    if settings.mqtt_share_group:
+        log.info(
+            "worker %s of share group %s: alarms are not evaluated here (they need every uplink"
+            " of a device in order; a share group splits them)",
+            settings.worker_id,
+            settings.mqtt_share_group,
+        )
     try:
         tts = storage_api(
             settings.mqtt_url, settings.tts_api_url, settings.tts_application, settings.tts_api_key
@@ -237,9 +239,26 @@ def _ingest_service(
         )
     except MqttError as exc:
         raise UsageError(str(exc)) from exc
-    if settings.alarm_mqtt_topic:
-        notifier.publish = mqtt_publisher(ingest.mqtt.client)
+    if service is not None and settings.alarm_mqtt_topic:
+        service.notifier.publish = mqtt_publisher(ingest.mqtt.client)
     return ingest
+
+
+def _alarm_service(settings: Settings, store: Store, devices: DeviceRegistry) -> AlarmService:
+    from ingest.alarm_service import AlarmService
+    from ingest.alarms import AlarmEngine
+    from ingest.notify import Notifier
+
+    alarms = _alarm_store(settings)
+    notifier = Notifier(
+        alarms,
+        topic=settings.alarm_mqtt_topic,
+        webhook_url=settings.alarm_webhook_url,
+        secret=settings.alarm_webhook_secret,
+        retry_max_s=settings.alarm_retry_max_s,
+    )
+    engine = AlarmEngine(alarms, devices, store, timezone=settings.timezone)
+    return AlarmService(engine, notifier, sweep_s=settings.alarm_sweep_s)
 
 
 def _alarm_store(settings: Settings) -> Any:
@@ -250,7 +269,7 @@ def _alarm_store(settings: Settings) -> Any:
     channels = (("mqtt",) if settings.alarm_mqtt_topic else ()) + (
         ("webhook",) if settings.alarm_webhook_url else ()
     )
-    path = alarm_db_path(settings.store_url, settings.spool_path)
+    path = alarm_db_path(settings.store_url, str(settings.spool_file))
     try:
         return SQLiteAlarms(path, channels=channels)
     except StoreError as exc:
@@ -349,16 +368,28 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def _progress(ingest: IngestService, every: float, stop: threading.Event, prefix: str = "") -> None:
     """Log one status line every ``every`` seconds until ``stop``."""
     while not stop.wait(every):
-        s = ingest.stats.snapshot()
         log.info(
-            "%singested %d uplinks, rejected %d, duplicates %d, queue %d%s",
+            "%s%s, queue %d%s",
             prefix,
-            s["accepted"],
-            s["rejected_total"],
-            s["duplicates"],
+            _counts(ingest),
             ingest.writer.depth,
             "" if ingest.mqtt.connected.is_set() else " (broker not connected)",
         )
+
+
+def _counts(ingest: IngestService) -> str:
+    """``ingested N uplinks, rejected N, duplicates N``: the progress line, and the stop line."""
+    s = ingest.stats.snapshot()
+    return (
+        f"ingested {s['accepted']} uplinks, rejected {s['rejected_total']},"
+        f" duplicates {s['duplicates']}"
+    )
+
+
+def _log_stopped(ingest: IngestService, settings: Settings) -> None:
+    """The stop line: with the worker's name, so an operator sees how a group shared the stream."""
+    worker = f"worker {settings.worker_id} " if settings.worker_id else ""
+    log.info("%sstopped: %s (client id %s)", worker, _counts(ingest), ingest.mqtt.client_id)
 
 
 def _watch_fatal(
@@ -422,6 +453,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             rollup.stop()
         ingest.stop()
         store.close()
+        _log_stopped(ingest, settings)
     if ingest.fatal:
         print(f"error: {ingest.fatal}", file=sys.stderr)
         return 2
@@ -446,10 +478,10 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             rollup.stop()
         ingest.stop()
         store.close()
+        _log_stopped(ingest, settings)
     if ingest.fatal:
         print(f"error: {ingest.fatal}", file=sys.stderr)
         return 2
-    log.info("stopped; everything received is stored")
     return 0
 
 
@@ -773,8 +805,8 @@ def _secrets_in_environment() -> list[str]:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}:"
-            f" {e['msg'].removeprefix('Value error, ')}"
+            (f"LORAMETER_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
             for e in exc.errors()
         )
     return str(exc).splitlines()[0]

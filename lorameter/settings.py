@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.mqtt import MqttError, parse_mqtt_url
@@ -23,6 +24,9 @@ DEFAULT_TOPICS = "v3/+/devices/+/up,application/+/device/+/event/up"
 _LOG_LEVELS = tuple(
     name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL")
 )
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class SettingsError(ValueError):
@@ -42,6 +46,16 @@ class Settings(BaseSettings):
     mqtt_client_id: str = Field("", description="client id; empty: derived from host and store")
     mqtt_ca_file: str = Field("", description="CA bundle for a broker with a private CA")
     mqtt_qos: int = Field(1, ge=0, le=1, description="subscription QoS (TTS delivers QoS 0)")
+    mqtt_share_group: str = Field(
+        "",
+        description="scale-out: subscribe as $share/<group>/<topic>, so the workers of one group"
+        " share the stream (each message goes to one of them); needs LORAMETER_WORKER_ID",
+    )
+    worker_id: str = Field(
+        "",
+        description="this worker's name, unique among the group's workers on one host (e.g. 1,"
+        " 2, 3): its MQTT client id and spool file derive from it, so a restart finds them again",
+    )
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger messages are rejected")
     tts_api_url: str = Field(
         "",
@@ -166,6 +180,33 @@ class Settings(BaseSettings):
             raise ValueError(f"folder {folder} does not exist, nor does {folder.parent}")
         return value
 
+    @field_validator("mqtt_share_group")
+    @classmethod
+    def _share_group(cls, value: str) -> str:
+        # MQTT 5.0 section 4.8.2: a ShareName is at least one character and holds no / + #.
+        if value and not _NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r}: a share group is letters, digits, '.', '_' or '-' (at most 64)"
+            )
+        return value
+
+    @field_validator("worker_id")
+    @classmethod
+    def _worker_id(cls, value: str) -> str:
+        if value and not _NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+    @model_validator(mode="after")
+    def _worker_of_a_group(self) -> Settings:
+        if self.mqtt_share_group and not self.worker_id:
+            raise ValueError(
+                "LORAMETER_MQTT_SHARE_GROUP needs LORAMETER_WORKER_ID, a name unique among the"
+                " workers on this host (e.g. 1, 2, 3): a restarted worker with the same id finds"
+                " its MQTT session and its spool again"
+            )
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -190,7 +231,23 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> list[str]:
-        return [t.strip() for t in self.mqtt_topics.split(",") if t.strip()]
+        """The subscriptions: ``$share/<group>/<topic>`` for each topic in a share group."""
+        topics = [t.strip() for t in self.mqtt_topics.split(",") if t.strip()]
+        if self.mqtt_share_group:
+            return [f"$share/{self.mqtt_share_group}/{topic}" for topic in topics]
+        return topics
+
+    @property
+    def spool_file(self) -> Path:
+        """The spool of this process: a worker of a share group has its own (``spool.<id>.db``).
+
+        Workers on one host must not share a spool (it is locked by one sender), and a restarted
+        worker must find what its predecessor left in it: both follow from the worker id.
+        """
+        path = Path(self.spool_path)
+        if not self.mqtt_share_group:
+            return path
+        return path.with_name(f"{path.stem}.{self.worker_id}{path.suffix or '.db'}")
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

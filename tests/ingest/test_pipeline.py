@@ -288,6 +288,19 @@ def test_bridge_uplink_stores_each_registered_meter_under_its_own_device() -> No
     assert out.record.raw.payload == bytes.fromhex(KAMSTRUP + SENSUS)
 
 
+def test_imst_range_extender_chosen_by_tts_ids_dates_meters_by_its_receive_time() -> None:
+    heard = "80C22E61"  # the extender heard the telegram at 2021-09-01 00:00:00 UTC
+    payload = bytes.fromhex(heard + KAMSTRUP + heard + SENSUS)
+    message = tts_up("ext-1", payload, f_port=4, brand="imst", model="range-extender")
+    out = accepted(message, registry=BRIDGE_REGISTRY)
+    (water,) = [p for p in out.record.points if p.measurement == "water"]
+    assert (water.tags["device"], water.tags["decoder"]) == ("wm-0815", "imst_range_extender")
+    assert water.fields["volume_m3"] == 12.345
+    assert water.time == datetime(2021, 9, 1, tzinfo=UTC)  # not the network's receive time
+    assert [s.meter for s in out.record.sightings] == ["SEN-33225544-68-07"]
+    assert out.record.raw.device == "ext-1" and out.record.raw.payload == payload
+
+
 def test_bridge_uplink_records_the_meters_the_registry_does_not_list() -> None:
     message = tts_up("bridge-1", bytes.fromhex(SENSUS + KAMSTRUP + SENSUS), f_port=1)
     registered = accepted(message, registry=BRIDGE_REGISTRY).record

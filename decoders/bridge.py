@@ -29,6 +29,7 @@ __all__ = [
     "frame_address",
     "meter_readings",
     "split_frames",
+    "telegram_readings",
 ]
 
 # wM-Bus device types (EN 13757-7 / OMS Vol. 2) -> the medium their readings belong to.
@@ -56,17 +57,23 @@ FIELDS = (
 )  # fmt: skip
 
 
-def split_frames(payload: bytes) -> list[tuple[int, bytes]]:
-    """(offset, frame) of each L-prefixed wM-Bus frame; DecodeError if the sequence is broken."""
+def split_frames(payload: bytes, head: int = 0) -> list[tuple[int, bytes]]:
+    """(offset, frame) of each L-prefixed wM-Bus frame; DecodeError if the sequence is broken.
+
+    ``head``: bytes of the bridge's own before each frame (IMST: its receive time); the offset
+    is then that head's, the frame follows it."""
     frames, at = [], 0
     while at < len(payload):
-        length = payload[at]
+        if at + head >= len(payload):
+            raise DecodeError(f"{head} header bytes and an L field expected", offset=at)
+        length = payload[at + head]
         if length < 10:
             raise DecodeError(f"L field {length}: a wM-Bus frame has at least 10 bytes", offset=at)
-        if at + 1 + length > len(payload):
+        end = at + head + 1 + length
+        if end > len(payload):
             raise DecodeError(f"frame of {length} bytes runs past the payload's end", offset=at)
-        frames.append((at, payload[at : at + 1 + length]))
-        at += 1 + length
+        frames.append((at, payload[at + head : end]))
+        at = end
     if not frames:
         raise DecodeError("payload holds no wM-Bus frame", offset=0)
     return frames
@@ -95,25 +102,27 @@ def _meters(params: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return meters
 
 
+def telegram_readings(uplink: Uplink, frame: bytes) -> list[Reading]:
+    """The readings of one telegram (a frame of ``split_frames``), naming its meter."""
+    key, device = frame_address(frame)
+    medium = DEVICE_MEDIA.get(device)
+    if medium is None:
+        return [Reading({}, meter=key, error=f"device type {device:#04x}: no readings")]
+    one = replace(uplink, payload=frame, params=_meters(uplink.params).get(key, {}))
+    energy = "energy_import_kwh" if medium == "electricity" else "energy_heat_kwh"
+    try:
+        telegram = decode_frame(one)
+        got = readings(telegram, one, status_alarms(telegram.status), energy)
+        for reading in got:
+            check_values(reading.values, FIELDS)
+    except DecodeError as exc:
+        return [Reading({}, meter=key, error=str(exc))]
+    return [replace(reading, meter=key) for reading in got]
+
+
 def meter_readings(uplink: Uplink) -> list[Reading]:
     """The readings of every telegram in the uplink, each naming its meter (see module doc)."""
-    meters = _meters(uplink.params)
-    found: list[Reading] = []
-    for _, frame in split_frames(uplink.payload):
-        key, device = frame_address(frame)
-        medium = DEVICE_MEDIA.get(device)
-        if medium is None:
-            found.append(Reading({}, meter=key, error=f"device type {device:#04x}: no readings"))
-            continue
-        one = replace(uplink, payload=frame, params=meters.get(key, {}))
-        energy = "energy_import_kwh" if medium == "electricity" else "energy_heat_kwh"
-        try:
-            telegram = decode_frame(one)
-            got = readings(telegram, one, status_alarms(telegram.status), energy)
-            for reading in got:
-                check_values(reading.values, FIELDS)
-        except DecodeError as exc:
-            found.append(Reading({}, meter=key, error=str(exc)))
-            continue
-        found += [replace(reading, meter=key) for reading in got]
-    return found
+    _meters(uplink.params)  # a broken meters param rejects the uplink before any telegram
+    return [
+        r for _, frame in split_frames(uplink.payload) for r in telegram_readings(uplink, frame)
+    ]

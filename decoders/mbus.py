@@ -21,12 +21,13 @@ from __future__ import annotations
 import enum
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from decoders.core import DecodeError, Values
 
-__all__ = ["Function", "Record", "parse_records", "scaled", "to_values"]
+__all__ = ["Function", "Record", "parse_record", "parse_records", "scaled", "to_values"]
 
 RecordValue = float | int | str | datetime | bytes | None
 
@@ -253,7 +254,18 @@ def _has_unit(quantity: str) -> bool:
 
 def parse_records(data: bytes, start: int = 0) -> list[Record]:
     """Parse ``data[start:]`` as M-Bus data records; offsets in errors refer to ``data``."""
-    records: list[Record] = []
+    return [record for record, _ in _walk(data, start) if record is not None]
+
+
+def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:
+    """The one record at ``data[start]`` (None: plain-text unit) and the offset after it, for
+    framings that put something else between records (IoT-Factory's M-Bus gateway)."""
+    for found in _walk(data, start):
+        return found
+    raise DecodeError("no data record", offset=start)
+
+
+def _walk(data: bytes, start: int) -> Iterator[tuple[Record | None, int]]:
     pos = start
     while pos < len(data):
         at, dif = pos, data[pos]
@@ -261,8 +273,8 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
         if dif == 0x2F:
             continue  # idle filler
         if dif in (0x0F, 0x1F):
-            records.append(Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]))
-            break
+            yield Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]), len(data)
+            return
         coding = dif & 0x0F
         if coding == 0x0F or coding == 0x08:
             raise DecodeError(f"reserved or unsupported DIF {dif:#04x}", offset=at)
@@ -321,6 +333,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
             raw, pos = data[pos : pos + size], pos + size
             kind = "bcd" if coding in _BCD else "real" if coding == 5 else "binary"
         if plain_text:
+            yield None, pos
             continue
         if quantity in ("on_time", "operating_time"):
             factor = _TIME_UNITS[chain[0] & 0x03]
@@ -330,7 +343,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
         value, invalid = _value(quantity, coding, kind, raw, exponent, at)
         if factor != 1 and isinstance(value, int | float):
             value = value * factor
-        records.append(
+        yield (
             Record(
                 at,
                 quantity,
@@ -345,9 +358,9 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
                 raw,
                 invalid,
                 exponent,
-            )
+            ),
+            pos,
         )
-    return records
 
 
 # quantity -> (vocabulary field, {unit: factor to the field's unit})

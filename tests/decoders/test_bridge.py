@@ -77,3 +77,28 @@ def test_registry_can_list_meters_in_the_bridge_params() -> None:
     assert decoder is not None
     listed = {"meters": {"KAM-12345678-1B-16": {"aes_key": KEY}}}
     assert validate_params(decoder, listed) == listed
+
+
+def imst(port: int, hex_text: str, meters: dict[str, dict[str, str]]) -> list[dict[str, object]]:
+    decoder = by_id("imst_range_extender")
+    assert decoder is not None
+    uplink = Uplink(port, bytes.fromhex(hex_text.replace(" ", "")), params={"meters": meters})
+    return readings_to_json(decoder.readings(uplink))
+
+
+def test_imst_range_extender_dates_each_telegram_by_its_own_receive_time() -> None:
+    kam = meter_key("KAM", "12345678", 0x1B, 0x16)
+    # 2020-05-26 05:54:28 and 2021-09-01 00:00:00 UTC, each before its telegram
+    got = imst(4, "14AFCC5E" + SENSUS + "80C22E61" + KAMSTRUP, {kam: {"aes_key": KEY}})
+    assert [(r["meter"], r["time"], r["volume_m3"]) for r in got] == [
+        ("SEN-33225544-68-07", "2020-05-26T05:54:28Z", 123.529),
+        ("KAM-12345678-1B-16", "2021-09-01T00:00:00Z", 12.345),
+    ]
+    without_key = imst(68, "00" + "80C22E61" + KAMSTRUP, {})
+    assert without_key[0]["meter"] == kam and "aes_key" in str(without_key[0]["error"])
+    assert without_key[0]["time"] == "2021-09-01T00:00:00Z"  # seen then, though not read
+
+
+def test_imst_range_extender_rejects_a_telegram_cut_by_segmentation() -> None:
+    with pytest.raises(DecodeError, match="runs past the payload"):
+        imst(68, "01" + "14AFCC5E" + SENSUS + "80C22E61" + KAMSTRUP[:40], {})

@@ -288,6 +288,43 @@ def test_bridge_uplink_stores_each_registered_meter_under_its_own_device() -> No
     assert out.record.raw.payload == bytes.fromhex(KAMSTRUP + SENSUS)
 
 
+def test_imst_range_extender_chosen_by_tts_ids_dates_meters_by_its_receive_time() -> None:
+    heard = "80C22E61"  # the extender heard the telegram at 2021-09-01 00:00:00 UTC
+    payload = bytes.fromhex(heard + KAMSTRUP + heard + SENSUS)
+    message = tts_up("ext-1", payload, f_port=4, brand="imst", model="range-extender")
+    out = accepted(message, registry=BRIDGE_REGISTRY)
+    (water,) = [p for p in out.record.points if p.measurement == "water"]
+    assert (water.tags["device"], water.tags["decoder"]) == ("wm-0815", "imst_range_extender")
+    assert water.fields["volume_m3"] == 12.345
+    assert water.time == datetime(2021, 9, 1, tzinfo=UTC)  # not the network's receive time
+    assert [s.meter for s in out.record.sightings] == ["SEN-33225544-68-07"]
+    assert out.record.raw.device == "ext-1" and out.record.raw.payload == payload
+
+
+# IoT-Factory's M-Bus gateway example: meter 21211208, 0 then 540 Wh, then an error answer
+MBUS_GATEWAY = (
+    "a0e305bd01051600db3a7865000812212102000c04000000001600db3a7865000812212102000c0454000000"
+    "1600df3a786500081221210002000000"
+)
+
+
+def test_mbus_gateway_meter_found_by_its_identification_alone() -> None:
+    message = tts_up("gw-1", bytes.fromhex(MBUS_GATEWAY), f_port=10, brand="iot-factory",
+                     model="m-bus-gateway")  # fmt: skip
+    unknown = accepted(message, registry=BRIDGE_REGISTRY).record
+    assert not [p for p in unknown.points if p.measurement == "electricity"]
+    assert [s.meter for s in unknown.sightings] == ["@@@-21211208-00-02", "@@@-21211208-00-00"]
+    registry = parse_registry(
+        {"devices": [{"device": "em-12", "wmbus": "ABB-21211208-02-02", "medium": "electricity"}]}
+    )
+    known = accepted(message, registry=registry).record
+    energy = [p for p in known.points if p.measurement == "electricity"]
+    got = [(p.tags["device"], p.time.second, p.fields.get("energy_import_kwh")) for p in energy]
+    assert got == [("em-12", 3, 0.54), ("em-12", 7, None)]
+    assert energy[1].fields["alarm_meter_error"] is True
+    assert not known.sightings
+
+
 def test_bridge_uplink_records_the_meters_the_registry_does_not_list() -> None:
     message = tts_up("bridge-1", bytes.fromhex(SENSUS + KAMSTRUP + SENSUS), f_port=1)
     registered = accepted(message, registry=BRIDGE_REGISTRY).record

@@ -252,6 +252,17 @@ def _last_window(hourly: Floats, hours: int) -> tuple[int, Floats] | None:
     return end, hourly[end + 1 - hours : end + 1]
 
 
+def _known_window(hours_ns: Ints, hourly: Floats, hours: int) -> tuple[int, Floats] | None:
+    """The end instant and the values of the last ``hours`` hours, if every one is known."""
+    window = _last_window(hourly, hours)
+    if window is None:
+        return None
+    end, values = window
+    if np.isnan(values).any():
+        return None
+    return int(hours_ns[end]) + HOUR_NS, values
+
+
 def continuous_flow(
     hours_ns: Ints, hourly: Floats, *, min_use: float, hours: int = 24
 ) -> Verdict | None:
@@ -261,13 +272,10 @@ def continuous_flow(
     → None. With hours = 3, min_use = 0.001: [0.0, 0.02, 0.01, 0.03] → active (0.01 is the
     least); [0.02, 0.0, 0.01, 0.03] → not active; [0.02, nan, 0.01, 0.03] → None.
     """
-    window = _last_window(hourly, hours)
-    if window is None:
+    known = _known_window(hours_ns, hourly, hours)
+    if known is None:
         return None
-    end, values = window
-    if np.isnan(values).any():
-        return None
-    at = int(hours_ns[end]) + HOUR_NS
+    at, values = known
     least = float(values.min())
     if least > min_use:
         return Verdict(
@@ -329,13 +337,10 @@ def reverse_flow(hourly: Floats, hours_ns: Ints, *, threshold: float, hours: int
 
     hours = 2, threshold 0.001: [-0.01, -0.02] → active; [-0.01, 0.0] → not active.
     """
-    window = _last_window(hourly, hours)
-    if window is None:
+    known = _known_window(hours_ns, hourly, hours)
+    if known is None:
         return None
-    end, values = window
-    if np.isnan(values).any():
-        return None
-    at = int(hours_ns[end]) + HOUR_NS
+    at, values = known
     worst = float(values.max())
     if worst < -threshold:
         return Verdict(

@@ -38,6 +38,11 @@ class ApiOptions:
     decode_timeout_s: float = 2.0
     # the registry's metering settings per device id (zone, interval, registers, exchanges)
     meters: Mapping[str, MeterConfig] = field(default_factory=dict)
+    # answered without a key even when keys exist (LORAMETER_API_OPEN_PATHS)
+    open_paths: frozenset[str] = frozenset({"/health", "/metrics"})
+    # no keys at all: serve openly (bound to loopback) or refuse every request (any other
+    # address, e.g. after the last key was revoked while running)
+    open_without_keys: bool = True
 
 
 def get_store(request: Request) -> Store:

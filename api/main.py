@@ -9,6 +9,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import __version__
+from api.auth import KeyChecker, install, route_rules
 from api.deps import ApiOptions, IngestStatus
 from api.params import reject_unknown_query
 from api.routes import alarms as alarms_routes
@@ -27,10 +28,12 @@ def create_app(
     options: ApiOptions | None = None,
     *,
     alarms: AlarmStore | None = None,
+    keys: KeyChecker | None = None,
 ) -> FastAPI:
     """The API over a store; ``ingest`` is the in-process ingest service, if any.
 
-    ``alarms``: the alarm tables (None: the alarm routes answer 503).
+    ``alarms``: the alarm tables (None: the alarm routes answer 503). ``keys``: the API keys
+    (None: no key is ever asked for; the CLI always passes them).
     """
     options = options or ApiOptions()
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
@@ -41,8 +44,8 @@ def create_app(
         " (a date alone means local midnight); every value carries its unit in its field name.",
         dependencies=[Depends(reject_unknown_query)],
     )
-    add_content_security_policy(app)
     app.state.store = store
+    app.state.api_keys = keys
     app.state.ingest = ingest
     app.state.options = options
     app.state.metrics = metrics.registry_for(ingest)
@@ -50,8 +53,23 @@ def create_app(
     for module in (health, metrics, devices, consumption, decoders, dead_letters, alarms_routes):
         app.include_router(module.router)
     mount_web(app)
+    _check_scopes(app)
+    # Innermost first: the gate sees every request; its refusals carry the CSP; the body
+    # limit stands in front of all.
+    install(app, keys, options.open_paths, options.open_without_keys)
+    add_content_security_policy(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     return app
+
+
+def _check_scopes(app: FastAPI) -> None:
+    """Every route of the API declares the one scope it needs (see api/auth.py)."""
+    for rule in route_rules(app):
+        if rule.in_schema and len(rule.scopes) != 1:
+            raise RuntimeError(
+                f"route {sorted(rule.methods)} {rule.path} must declare one scope:"
+                ' dependencies=[require_scope("read")] on its router or route (api/auth.py)'
+            )
 
 
 class BodyLimit:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from api.auth import caller_of, require_scope
 from api.consumption import MeteringError, Window, config_for, device_report
 from api.deps import OptionsDep, StoreDep
 from api.params import parse_zone
@@ -32,7 +33,7 @@ def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, name, context)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[require_scope("read")])
 def fleet(
     request: Request,
     store: StoreDep,
@@ -60,7 +61,7 @@ def fleet(
     )
 
 
-@router.get("/meters/{device}", response_class=HTMLResponse)
+@router.get("/meters/{device}", response_class=HTMLResponse, dependencies=[require_scope("read")])
 def meter(
     request: Request,
     device: str,
@@ -84,7 +85,11 @@ def meter(
     end = datetime.now(UTC)
     chart = _chart(store, summary, config, Window(end - span, end, interval, zone))
     readings = store.readings(device, end - timedelta(days=7), end + timedelta(days=1))
-    letters = [d for d in store.dead_letters(_DEAD_LETTER_SCAN) if d.device == device]
+    # Raw payloads only for a caller with the `raw` scope (a `read` key sees the readings).
+    raw = caller_of(request).allows("raw")
+    letters = (
+        [d for d in store.dead_letters(_DEAD_LETTER_SCAN) if d.device == device] if raw else []
+    )
     return _page(
         request,
         "meter.html",
@@ -97,7 +102,10 @@ def meter(
         ranges=list(RANGES),
         intervals=CHART_INTERVALS,
         readings=readings[-_RECENT:][::-1],
-        uplinks=store.raw_uplinks(device, end - timedelta(days=2), limit=10_000)[-_RECENT:][::-1],
+        uplinks=store.raw_uplinks(device, end - timedelta(days=2), limit=10_000)[-_RECENT:][::-1]
+        if raw
+        else [],
+        raw=raw,
         letters=letters[:_RECENT],
         zone=zone,
     )
@@ -127,7 +135,7 @@ def _chart(store: Any, summary: DeviceSummary, config: Any, window: Window) -> d
     }
 
 
-@router.get("/dead-letters", response_class=HTMLResponse)
+@router.get("/dead-letters", response_class=HTMLResponse, dependencies=[require_scope("raw")])
 def dead_letters(request: Request, store: StoreDep, reason: str = "") -> HTMLResponse:
     """The newest messages that did not become readings, with their reason."""
     letters = store.dead_letters(1000)

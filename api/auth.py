@@ -250,9 +250,13 @@ def refusal(request: Request, failed: AuthFailed) -> Response:
     """401/403: the login form for a browser, JSON with a ``WWW-Authenticate`` otherwise."""
     headers = {"WWW-Authenticate": failed.challenge(), "Cache-Control": "no-store"}
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(
-            _login_page(request, failed.detail, request.url.path), failed.status, headers
-        )
+        message = {
+            "": "This lorameter asks for an API key: log in with yours.",
+            "invalid_token": "That API key is not valid (unknown or revoked): log in again.",
+        }.get(failed.error, failed.detail)
+        if "no API key exists" in failed.detail:
+            message = failed.detail
+        return HTMLResponse(_login_page(request, message, request.url.path), failed.status, headers)
     return JSONResponse({"detail": failed.detail}, failed.status, headers)
 
 

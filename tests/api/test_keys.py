@@ -266,7 +266,8 @@ def test_browser_gets_a_login_form_and_a_cookie_for_reading(world: World) -> Non
         assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
         client.cookies.set(COOKIE, token)
-        assert client.get("/meters/esi-1", headers=html).status_code == 200
+        page = client.get("/meters/esi-1", headers=html)
+        assert page.status_code == 200 and 'action="/logout"' in page.text
         assert client.get("/static/style.css").status_code == 200
         assert client.get("/docs").status_code == 200
         # a cookie never carries a change: POST needs the key in a header

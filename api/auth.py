@@ -7,6 +7,10 @@ meant for, so a route added without thought (docs, static files, a 404) is never
 route then declares the one scope it needs with ``require_scope`` (``dependencies=[...]`` on
 its router or route), which answers 403 to a valid key lacking it, and shows in OpenAPI.
 
+A configured header secret (``ApiOptions.header_secrets``: a folder such as ``/api/v1/ingest/``,
+a header name and its secret) admits a request under that folder without a key, for a network
+server's webhook that can send a fixed header but no key of ours.
+
 A key comes as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; a browser, which
 cannot send either, logs in once on ``/login`` and carries the key in an HttpOnly,
 SameSite=Strict cookie, which is honoured for GET and HEAD only (no state change can ride on
@@ -15,7 +19,9 @@ a cookie, so cross-site request forgery has nothing to aim at).
 
 from __future__ import annotations
 
+import hmac
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qs
@@ -220,11 +226,31 @@ class KeyGate:
         keys: KeyChecker | None,
         open_paths: frozenset[str] = frozenset({"/health", "/metrics"}),
         open_without_keys: bool = True,
+        header_secrets: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.app = app
         self.keys = keys
         self.open_paths = open_paths | LOGIN_PATHS
         self.open_without_keys = open_without_keys
+        self.header_secrets = {
+            prefix: (header.lower(), secret)
+            for prefix, (header, secret) in (header_secrets or {}).items()
+            if secret
+        }
+        for prefix in self.header_secrets:
+            if not (prefix.startswith("/api/") and prefix.endswith("/")):
+                raise ValueError(f"a header secret guards a folder like /api/v1/ingest/: {prefix}")
+
+    def _secret_admits(self, path: str, scope: Scope) -> bool:
+        """A configured header secret of this path's folder (a webhook that sends no key)."""
+        if "/." in path:  # no dot segments may step out of the folder
+            return False
+        headers = Headers(scope=scope)
+        for prefix, (header, secret) in self.header_secrets.items():
+            sent = headers.get(header, "")
+            if path.startswith(prefix) and sent:
+                return hmac.compare_digest(sent.encode(), secret.encode())
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -232,7 +258,11 @@ class KeyGate:
             return
         path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
         caller = Caller(None)
-        if self.keys is not None and path not in self.open_paths:
+        if (
+            self.keys is not None
+            and path not in self.open_paths
+            and not self._secret_admits(path, scope)
+        ):
             keys = self.keys
             token = _token(scope)
             try:
@@ -265,6 +295,7 @@ def install(
     keys: KeyChecker | None,
     open_paths: frozenset[str],
     open_without_keys: bool,
+    header_secrets: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     """The gate, the 403 answer of ``require_scope`` and the login form, on ``app``."""
 
@@ -275,7 +306,11 @@ def install(
     app.add_exception_handler(AuthFailed, on_auth_failed)
     app.include_router(login_router)
     app.add_middleware(
-        KeyGate, keys=keys, open_paths=open_paths, open_without_keys=open_without_keys
+        KeyGate,
+        keys=keys,
+        open_paths=open_paths,
+        open_without_keys=open_without_keys,
+        header_secrets=header_secrets,
     )
 
 

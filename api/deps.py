@@ -43,6 +43,9 @@ class ApiOptions:
     # no keys at all: serve openly (bound to loopback) or refuse every request (any other
     # address, e.g. after the last key was revoked while running)
     open_without_keys: bool = True
+    # {folder: (header, secret)}: a request under the folder carrying the secret in the header
+    # needs no key (webhooks that cannot send one), e.g. {"/api/v1/ingest/": ("X-..", "...")}
+    header_secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def get_store(request: Request) -> Store:

@@ -56,7 +56,7 @@ def create_app(
     _check_scopes(app)
     # Innermost first: the gate sees every request; its refusals carry the CSP; the body
     # limit stands in front of all.
-    install(app, keys, options.open_paths, options.open_without_keys)
+    install(app, keys, options.open_paths, options.open_without_keys, options.header_secrets)
     add_content_security_policy(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     return app

@@ -326,3 +326,33 @@ def test_openapi_shows_the_security_schemes_and_each_scope(world: World) -> None
             continue
         security = schema["paths"][path][method.lower()]["security"]
         assert {"bearer": [need]} in security and {"apiKey": [need]} in security, path
+
+
+def test_a_header_secret_admits_its_folder_only(world: World) -> None:
+    """A webhook that sends a fixed header instead of a key (issue 12: "or a configured header
+    secret"): admitted under its folder; everywhere else it is no key at all."""
+    from fastapi import APIRouter
+
+    from api.auth import require_scope
+
+    hook = APIRouter(prefix="/api/v1/ingest", dependencies=[require_scope("ingest")])
+
+    @hook.post("/tts")
+    def tts() -> dict[str, str]:
+        return {"ok": "stored"}
+
+    world.keys.create("grafana", ["read"])
+    ingest = world.keys.create("tts-key", ["ingest"]).token
+    secrets = {"/api/v1/ingest/": ("X-Webhook-Secret", "s3cret-of-the-tts-webhook")}
+    app = create_app(world.store, None, ApiOptions(header_secrets=secrets), keys=world.keys)
+    app.include_router(hook)
+    right = {"X-Webhook-Secret": "s3cret-of-the-tts-webhook"}
+    with TestClient(app) as client:
+        assert client.post("/api/v1/ingest/tts", headers=right).json() == {"ok": "stored"}
+        assert client.post("/api/v1/ingest/tts", headers={"X-API-Key": ingest}).status_code == 200
+        assert client.post("/api/v1/ingest/tts").status_code == 401
+        wrong = {"X-Webhook-Secret": "s3cret-of-the-tts-webhooK"}
+        assert client.post("/api/v1/ingest/tts", headers=wrong).status_code == 401
+        for path in ("/api/v1/devices", "/static/style.css", "/openapi.json",
+                     "/api/v1/ingest/../devices"):  # fmt: skip
+            assert client.get(path, headers=right).status_code == 401, path

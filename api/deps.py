@@ -82,10 +82,17 @@ class ApiOptions:
     decode_timeout_s: float = 2.0
     # the registry's metering settings per device id (zone, interval, registers, exchanges)
     meters: Mapping[str, MeterConfig] = field(default_factory=dict)
-    # The webhooks' shared secret (X-Lorameter-Webhook-Secret); without one they are open only
-    # while the API listens on loopback alone.
+    # The webhooks' shared secret (X-Lorameter-Webhook-Secret), an alternative to an API key
+    # with the ``ingest`` scope for network servers that can send a fixed header only.
     webhook_secret: str = ""
-    loopback_only: bool = True
+    # answered without a key even when keys exist (LORAMETER_API_OPEN_PATHS)
+    open_paths: frozenset[str] = frozenset({"/health", "/metrics"})
+    # no keys at all: serve openly (bound to loopback) or refuse every request (any other
+    # address, e.g. after the last key was revoked while running)
+    open_without_keys: bool = True
+    # {folder: (header, secret)}: a request under the folder carrying the secret in the header
+    # needs no key (webhooks that cannot send one), e.g. {"/api/v1/ingest/": ("X-..", "...")}
+    header_secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def get_store(request: Request) -> Store:

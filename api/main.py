@@ -9,6 +9,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import __version__
+from api.auth import KeyChecker, install, route_rules
 from api.deps import ApiOptions, Ingestor, IngestStatus
 from api.params import reject_unknown_query
 from api.routes import alarms as alarms_routes
@@ -36,11 +37,13 @@ def create_app(
     *,
     alarms: AlarmStore | None = None,
     ingestor: Ingestor | None = None,
+    keys: KeyChecker | None = None,
 ) -> FastAPI:
     """The API over a store; ``ingest`` is the in-process ingest service, if any.
 
     ``alarms``: the alarm tables (None: the alarm routes answer 503). ``ingestor``: the ingest
-    pipeline the webhooks feed (None: they answer 503).
+    pipeline the webhooks feed (None: they answer 503). ``keys``: the API keys (None: no key is
+    ever asked for; the CLI always passes them).
     """
     options = options or ApiOptions()
     # Swagger UI and ReDoc from the assets fastapi-offline ships in its wheel: /docs works offline.
@@ -51,8 +54,8 @@ def create_app(
         " (a date alone means local midnight); every value carries its unit in its field name.",
         dependencies=[Depends(reject_unknown_query)],
     )
-    add_content_security_policy(app)
     app.state.store = store
+    app.state.api_keys = keys
     app.state.ingest = ingest
     app.state.options = options
     app.state.metrics = metrics.registry_for(ingest)
@@ -62,8 +65,23 @@ def create_app(
                    ingest_webhooks):  # fmt: skip
         app.include_router(module.router)
     mount_web(app)
+    _check_scopes(app)
+    # Innermost first: the gate sees every request; its refusals carry the CSP; the body
+    # limit stands in front of all.
+    install(app, keys, options.open_paths, options.open_without_keys, options.header_secrets)
+    add_content_security_policy(app)
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     return app
+
+
+def _check_scopes(app: FastAPI) -> None:
+    """Every route of the API declares the one scope it needs (see api/auth.py)."""
+    for rule in route_rules(app):
+        if rule.in_schema and len(rule.scopes) != 1:
+            raise RuntimeError(
+                f"route {sorted(rule.methods)} {rule.path} must declare one scope:"
+                ' dependencies=[require_scope("read")] on its router or route (api/auth.py)'
+            )
 
 
 class BodyLimit:

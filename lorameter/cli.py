@@ -1,5 +1,5 @@
 """The ``lorameter`` command: run, ingest, api, demo, decode, replay, backfill, redecode,
-consumption, register, dashboards push."""
+consumption, register, dashboards push, keys."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the parts are imported where used, so `lorameter decode` st
     from ingest.devices import DeviceRegistry
     from ingest.service import IngestService
     from metering.meter import MeterConfig
+    from storage.api_keys import SQLiteKeys
     from storage.base import Store
 
 __all__ = ["main"]
@@ -123,6 +124,37 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--folder", default="lorameter", help="folder title (default: lorameter)")
     push.add_argument("--datasource-uid", default="lorameter-influxdb",
                       help="uid of Grafana's InfluxDB (InfluxQL) datasource to query")  # fmt: skip
+    keys = sub.add_parser(
+        "keys",
+        help="API keys: create, list, revoke",
+        description="API keys for the HTTP API. Once any key exists, every route but"
+        " LORAMETER_API_OPEN_PATHS needs one (Authorization: Bearer KEY or X-API-Key: KEY)."
+        " Scopes: " + "; ".join(f"{name}: {what}" for name, what in _scopes().items()) + ".",
+    )
+    keys.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = keys_sub.add_parser(
+        "create",
+        help="create a key; prints it once on stdout (only a hash is kept)",
+        description="Create a key and print it once on stdout: only a salted hash is kept.",
+    )
+    create.set_defaults(handler=_cmd_keys_create)
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. grafana")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help="read, alarms, raw, ingest or admin (repeat or comma-separate)",
+    )
+    listing = keys_sub.add_parser("list", help="the keys (never their secrets)")
+    listing.set_defaults(handler=_cmd_keys_list)
+    listing.add_argument("--all", action="store_true", help="revoked keys too")
+    listing.add_argument("--json", action="store_true", help="JSON lines")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name (at once, everywhere)")
+    revoke.set_defaults(handler=_cmd_keys_revoke)
+    revoke.add_argument("key", help="the key's id or name (lorameter keys list)")
+    for p in (create, listing, revoke):
+        p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     used = add("consumption", _cmd_consumption, "a device's consumption per calendar interval")
     used.add_argument("device")
     used.add_argument("--from", dest="start", help="RFC 3339 or a date (local midnight)")
@@ -276,6 +308,50 @@ def _alarm_store(settings: Settings) -> Any:
         raise UsageError(str(exc)) from exc
 
 
+def _scopes() -> dict[str, str]:
+    from storage.api_keys import SCOPES
+
+    return SCOPES
+
+
+def _api_keys(settings: Settings) -> SQLiteKeys:
+    """The API keys (the SQLite store's file, or a sidecar next to the InfluxDB spool)."""
+    from storage import StoreError
+    from storage.api_keys import SQLiteKeys, api_key_db_path
+
+    try:
+        return SQLiteKeys(api_key_db_path(settings.store_url, settings.spool_path))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(f[4][0]).is_loopback for f in found)
+
+
+def _check_exposure(settings: Settings, keys: SQLiteKeys) -> bool:
+    """Whether the API may run open (loopback, no keys); UsageError beyond loopback without."""
+    loopback = _loopback_only(settings.api_host)
+    if not loopback and not keys.any_active():
+        raise UsageError(
+            f"LORAMETER_API_HOST={settings.api_host} serves beyond this machine and no API key"
+            " exists: create one first (lorameter keys create --scope read --name NAME), or"
+            " bind to 127.0.0.1"
+        )
+    return loopback
+
+
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -303,29 +379,32 @@ def _serve_api(
 
     from api.deps import ApiOptions
     from api.main import create_app
+    from api.routes.ingest_webhooks import SECRET_HEADER
 
+    keys = _api_keys(settings)
+    loopback = _check_exposure(settings, keys)
     _check_port_free(settings.api_host, settings.api_port)
     alarms = ingest.alarms.engine.alarms if ingest is not None and ingest.alarms else None
     options = ApiOptions(
+        open_paths=settings.open_paths,
+        open_without_keys=loopback,
         timezone=settings.zone,
         max_body_bytes=settings.api_max_body_bytes,
         decode_timeout_s=settings.api_decode_timeout_s,
         meters=_registry(settings).meter_configs() if meters is None else meters,
         webhook_secret=settings.webhook_secret,
-        loopback_only=_is_loopback(settings.api_host),
+        # A network server's webhook that can send a fixed header but no key of ours.
+        header_secrets={"/api/v1/ingest/": (SECRET_HEADER, settings.webhook_secret)}
+        if settings.webhook_secret
+        else {},
     )
-    if not options.webhook_secret and not options.loopback_only:
-        log.warning(
-            "the webhooks (POST /api/v1/ingest/*) are closed: the API listens on %s and"
-            " LORAMETER_WEBHOOK_SECRET is not set",
-            settings.api_host,
-        )
     app = create_app(
         store,
         ingest,
         options,
         alarms=alarms or _alarm_store(settings),
         ingestor=ingest.webhooks if ingest is not None else None,
+        keys=keys,
     )
     config = uvicorn.Config(
         app,
@@ -348,17 +427,6 @@ def _serve_api(
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve beyond loopback
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -423,6 +491,11 @@ def _rollup(settings: Settings, store: Any) -> Any:
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # Before anything can raise SIGTERM (a fatal MQTT error does): unwind, clean up, report.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    keys = _api_keys(settings)  # refuse an open API beyond loopback before ingest starts
+    try:
+        _check_exposure(settings, keys)
+    finally:
+        keys.close()
     store = _open_store(settings)
     try:
         ingest = _ingest_service(settings, store)
@@ -496,6 +569,72 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         store.close()
+    return 0
+
+
+def _cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.api_keys import KeyError_
+
+    keys = _api_keys(settings)
+    try:
+        new = keys.create(args.name, args.scope)
+    except KeyError_ as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        keys.close()
+    # The key alone on stdout (KEY=$(lorameter keys create ...)); the rest for the person.
+    print(new.token)
+    print(
+        f"created key {new.key.name!r} (id {new.key.id}, scopes {','.join(new.key.scopes)});"
+        " it is shown only this once: store it now. Send it as `Authorization: Bearer KEY`"
+        " or `X-API-Key: KEY`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    keys = _api_keys(settings)
+    try:
+        found = keys.keys(revoked=args.all)
+    finally:
+        keys.close()
+    if args.json:
+        for key in found:
+            print(json.dumps({
+                "id": key.id, "name": key.name, "scopes": list(key.scopes),
+                "created_at": key.created_at.isoformat(),
+                "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            }))  # fmt: skip
+        return 0
+    if not found:
+        print("no API keys: the API runs open on loopback only (lorameter keys create)")
+        return 0
+    print(f"{'ID':12}  {'NAME':20}  {'SCOPES':28}  {'CREATED':20}  REVOKED")
+    for key in found:
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if key.revoked_at else "-"
+        print(
+            f"{key.id:12}  {key.name:20}  {','.join(key.scopes):28}"
+            f"  {key.created_at.strftime('%Y-%m-%d %H:%M UTC'):20}  {revoked}"
+        )
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.api_keys import KeyError_
+
+    keys = _api_keys(settings)
+    try:
+        key = keys.revoke(args.key)
+        left = len(keys.keys())
+    except KeyError_ as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        keys.close()
+    print(
+        f"revoked key {key.name!r} (id {key.id}); {left} active key(s) left"
+        + ("" if left else ": the API now runs open on loopback and refuses other addresses")
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from storage.redact import redact_url
 
 __all__ = ["Settings", "SettingsError", "get_settings", "load_settings"]
 
+OPENABLE_PATHS = frozenset({"/health", "/metrics"})
 DEFAULT_TOPICS = "v3/+/devices/+/up,application/+/device/+/event/up"
 _LOG_LEVELS = tuple(
     name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL")
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=0, le=65535)
     api_max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="larger request bodies are refused with 413"
+    )
+    api_open_paths: str = Field(
+        "/health,/metrics",
+        description="paths answered without an API key even when keys exist (comma-separated;"
+        " empty: they need a key with the read scope)",
     )
     api_decode_timeout_s: float = Field(
         2.0, gt=0, le=60, description="time budget of one decode request (else 422)"
@@ -206,6 +212,22 @@ class Settings(BaseSettings):
                 " its MQTT session and its spool again"
             )
         return self
+
+    @field_validator("api_open_paths")
+    @classmethod
+    def _open_paths(cls, value: str) -> str:
+        paths = {p.strip() for p in value.split(",") if p.strip()}
+        if paths - OPENABLE_PATHS:
+            raise ValueError(
+                f"only {' and '.join(sorted(OPENABLE_PATHS))} can be opened;"
+                f" not {', '.join(sorted(paths - OPENABLE_PATHS))}"
+            )
+        return value
+
+    @property
+    def open_paths(self) -> frozenset[str]:
+        """Paths served without a key (``LORAMETER_API_OPEN_PATHS``)."""
+        return frozenset(p.strip() for p in self.api_open_paths.split(",") if p.strip())
 
     @field_validator("log_level")
     @classmethod

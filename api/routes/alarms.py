@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from api.auth import require_scope
 from api.deps import AlarmsDep, OptionsDep
 from api.params import parse_time, parse_zone
 from storage.alarms import Alarm
@@ -63,7 +64,7 @@ Since = Annotated[
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
-@router.get("/alarms")
+@router.get("/alarms", dependencies=[require_scope("read")])
 def list_alarms(
     alarms: AlarmsDep,
     options: OptionsDep,
@@ -82,7 +83,7 @@ def list_alarms(
     return [alarm_out(a) for a in found]
 
 
-@router.get("/devices/{device_id}/alarms")
+@router.get("/devices/{device_id}/alarms", dependencies=[require_scope("read")])
 def device_alarms(
     device_id: str,
     alarms: AlarmsDep,
@@ -97,7 +98,11 @@ def device_alarms(
     return [alarm_out(a) for a in found]
 
 
-@router.post("/alarms/{alarm_id}/ack", responses={404: {"description": "no such alarm"}})
+@router.post(
+    "/alarms/{alarm_id}/ack",
+    responses={404: {"description": "no such alarm"}},
+    dependencies=[require_scope("alarms")],
+)
 def ack_alarm(alarm_id: int, body: AckIn, alarms: AlarmsDep) -> AlarmOut:
     """Acknowledge an alarm (it stays active until its condition ends); notifies like a raise."""
     acked = alarms.ack(alarm_id, body.by, body.note, datetime.now(UTC))

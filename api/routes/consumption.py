@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from api.auth import require_scope
 from api.consumption import (
     DEFAULT_SPAN,
     DeviceReport,
@@ -34,7 +35,7 @@ from metering.calendar import INTERVALS
 from metering.meter import MeterConfig
 from storage.base import DeviceSummary, Store
 
-router = APIRouter(prefix="/api/v1", tags=["consumption"])
+router = APIRouter(prefix="/api/v1", tags=["consumption"], dependencies=[require_scope("read")])
 
 CSV_COLUMNS = (
     "device",

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from api.auth import require_scope
 from api.deps import StoreDep
 
-router = APIRouter(prefix="/api/v1", tags=["dead letters"])
+router = APIRouter(prefix="/api/v1", tags=["dead letters"], dependencies=[require_scope("raw")])
 
 
 @router.get("/dead-letters")

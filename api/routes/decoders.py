@@ -9,6 +9,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 
+from api.auth import require_scope
 from api.deps import OptionsDep
 from api.routes.devices import field_out
 from api.schemas import DecodeRequest, DecodeResponse, DecoderOut
@@ -16,7 +17,7 @@ from decoders import registry
 from decoders.core import DecodeError, Decoder, Uplink, readings_to_json
 from storage.schema import clean_readings
 
-router = APIRouter(prefix="/api/v1", tags=["decoders"])
+router = APIRouter(prefix="/api/v1", tags=["decoders"], dependencies=[require_scope("read")])
 
 # LoRaWAN's largest application payload is 242 bytes (RP002-1.0.4, DR with N = 250 - 8 FHDR);
 # 255 leaves room for any region and keeps a decode's cost bounded.

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from api.auth import require_scope
 from api.deps import OptionsDep, StoreDep
 from api.params import check_device_id, parse_time
 from api.schemas import DeviceOut, FieldOut, ReadingOut, ReadingsOut, UnregisteredMeterOut
@@ -17,7 +18,7 @@ from decoders.core import MEDIA, VOCABULARY
 from storage.base import DeviceSummary, Store, UnregisteredMeter
 from storage.schema import from_ns, to_ns
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[require_scope("read")])
 
 DEFAULT_WINDOW = timedelta(days=7)
 

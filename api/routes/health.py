@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from api import __version__
+from api.auth import require_scope
 from api.deps import IngestDep, StoreDep, get_alarms
 from storage.base import StoreError
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[require_scope("read")])
 
 
 @router.get("/health")

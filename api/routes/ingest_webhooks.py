@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import caller_of, require_scope
 from api.deps import Ingestor, IngestorDep, OptionsDep
 
 __all__ = ["SECRET_HEADER", "require_webhook_secret", "router"]
@@ -26,14 +27,18 @@ SECRET_HEADER = "X-Lorameter-Webhook-Secret"
 
 
 def require_webhook_secret(
+    request: Request,
     options: OptionsDep,
     secret: Annotated[str | None, Header(alias=SECRET_HEADER, include_in_schema=False)] = None,
 ) -> None:
-    """The configured shared secret, compared in constant time.
+    """An API key with the ``ingest`` scope (checked by ``require_scope``), or the configured
+    shared secret in its header, compared in constant time.
 
-    The seam for API keys: an ``ingest``-scoped key is the other way in (issue 12, part 4).
-    Without a configured secret the webhooks are open only while the API listens on loopback.
+    Without keys and without a secret the webhooks are open only while the API listens on
+    loopback alone (binding beyond it without keys refuses to start).
     """
+    if caller_of(request).key is not None:
+        return  # a key with the ingest scope
     if options.webhook_secret:
         given = (secret or "").encode()
         if not hmac.compare_digest(given, options.webhook_secret.encode()):
@@ -41,16 +46,18 @@ def require_webhook_secret(
                 401, f"missing or wrong {SECRET_HEADER} header (LORAMETER_WEBHOOK_SECRET)"
             )
         return
-    if not options.loopback_only:
+    if not options.open_without_keys:
         raise HTTPException(
             403,
             "the webhooks are closed: the API listens beyond loopback and"
-            " LORAMETER_WEBHOOK_SECRET is not set",
+            " neither an API key nor LORAMETER_WEBHOOK_SECRET is given",
         )
 
 
 router = APIRouter(
-    prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(require_webhook_secret)]
+    prefix="/api/v1/ingest",
+    tags=["ingest"],
+    dependencies=[require_scope("ingest"), Depends(require_webhook_secret)],
 )
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

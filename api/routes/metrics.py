@@ -10,9 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.auth import require_scope
+
 __all__ = ["registry_for", "router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[require_scope("read")])
 
 
 @router.get("/metrics", response_class=Response)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from api.auth import caller_of, require_scope
 from api.consumption import MeteringError, Window, config_for, device_report
 from api.deps import ApiOptions, OptionsDep, StoreDep
 from api.params import parse_zone
@@ -67,7 +68,7 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[require_scope("read")])
 def fleet(
     request: Request,
     store: StoreDep,
@@ -97,7 +98,7 @@ def fleet(
     )
 
 
-@router.get("/meters/{device}", response_class=HTMLResponse)
+@router.get("/meters/{device}", response_class=HTMLResponse, dependencies=[require_scope("read")])
 def meter(
     request: Request,
     device: str,
@@ -122,7 +123,11 @@ def meter(
     end = datetime.now(UTC)
     chart = _chart(store, summary, config, Window(end - span, end, interval, zone))
     readings = store.readings(device, end - timedelta(days=7), end + timedelta(days=1))
-    letters = [d for d in store.dead_letters(_DEAD_LETTER_SCAN) if d.device == device]
+    # Raw payloads only for a caller with the `raw` scope (a `read` key sees the readings).
+    raw = caller_of(request).allows("raw")
+    letters = (
+        [d for d in store.dead_letters(_DEAD_LETTER_SCAN) if d.device == device] if raw else []
+    )
     alarms = _alarm_store(request)
     return _page(
         request,
@@ -136,7 +141,10 @@ def meter(
         ranges=list(RANGES),
         intervals=CHART_INTERVALS,
         readings=readings[-_RECENT:][::-1],
-        uplinks=store.raw_uplinks(device, end - timedelta(days=2), limit=10_000)[-_RECENT:][::-1],
+        uplinks=store.raw_uplinks(device, end - timedelta(days=2), limit=10_000)[-_RECENT:][::-1]
+        if raw
+        else [],
+        raw=raw,
         letters=letters[:_RECENT],
         alarms=None if alarms is None else _listed(alarms, "all", device=device, limit=_RECENT),
         acked=_alarm_or_none(alarms, acked),
@@ -169,7 +177,7 @@ def _chart(store: Any, summary: DeviceSummary, config: Any, window: Window) -> d
     }
 
 
-@router.get("/dead-letters", response_class=HTMLResponse)
+@router.get("/dead-letters", response_class=HTMLResponse, dependencies=[require_scope("raw")])
 def dead_letters(request: Request, store: StoreDep, reason: str = "") -> HTMLResponse:
     """The newest messages that did not become readings, with their reason."""
     letters = store.dead_letters(1000)
@@ -178,7 +186,7 @@ def dead_letters(request: Request, store: StoreDep, reason: str = "") -> HTMLRes
     return _page(request, "dead_letters.html", letters=shown, reasons=reasons, reason=reason)
 
 
-@router.get("/alarms", response_class=HTMLResponse)
+@router.get("/alarms", response_class=HTMLResponse, dependencies=[require_scope("read")])
 def alarms_page(
     request: Request,
     store: StoreDep,
@@ -191,7 +199,12 @@ def alarms_page(
     return _alarms_page(request, store, options, state, kind, acked)
 
 
-@router.post("/alarms", response_class=HTMLResponse, response_model=None)
+@router.post(
+    "/alarms",
+    response_class=HTMLResponse,
+    response_model=None,
+    dependencies=[require_scope("alarms")],
+)
 def ack_alarm(
     request: Request,
     store: StoreDep,

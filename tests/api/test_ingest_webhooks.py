@@ -115,7 +115,7 @@ def test_secret_is_required_and_checked(make) -> None:
         assert "LORAMETER_WEBHOOK_SECRET" in answer.json()["detail"]
         assert SECRET not in answer.text
     assert uplinks(s.store) == 0
-    closed = make(loopback_only=False)  # listening beyond loopback without a secret
+    closed = make(open_without_keys=False)  # listening beyond loopback without a secret
     answer = closed.client.post("/api/v1/ingest/tts", content=tts_body())
     assert answer.status_code == 403 and "LORAMETER_WEBHOOK_SECRET" in answer.json()["detail"]
     local = make()  # loopback only, no secret: open, as the rest of the API

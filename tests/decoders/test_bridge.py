@@ -18,7 +18,7 @@ HCA = "0E44AE4C4455223368087A55000000"  # a heat cost allocator: no field of our
 
 
 def decode(
-    hex_text: str, meters: dict[str, dict[str, str]] | None = None
+    hex_text: str, meters: dict[str, dict[str, object]] | None = None
 ) -> list[dict[str, object]]:
     decoder = by_id("wmbus_bridge")
     assert decoder is not None

@@ -18,7 +18,7 @@ HCA = "0E44AE4C4455223368087A55000000"  # a heat cost allocator: no field of our
 
 
 def decode(
-    hex_text: str, meters: dict[str, dict[str, str]] | None = None
+    hex_text: str, meters: dict[str, dict[str, object]] | None = None
 ) -> list[dict[str, object]]:
     decoder = by_id("wmbus_bridge")
     assert decoder is not None
@@ -102,3 +102,21 @@ def test_imst_range_extender_dates_each_telegram_by_its_own_receive_time() -> No
 def test_imst_range_extender_rejects_a_telegram_cut_by_segmentation() -> None:
     with pytest.raises(DecodeError, match="runs past the payload"):
         imst(68, "01" + "14AFCC5E" + SENSUS + "80C22E61" + KAMSTRUP[:40], {})
+
+
+def test_kamstrup_c1_full_and_compact_frames_behind_a_bridge() -> None:
+    """Published Kamstrup heat meter frames (see test_oms): the full frame (CI 8D ELL around
+    CI 78) and its compact frame (CI 79) decode to the same readings when the meter's registry
+    params give the full frame's layout; without it the compact frame is an error reading."""
+    from tests.decoders.test_oms import COMPACT, FULL, LAYOUT
+
+    key = "KAM-60723506-19-0C"
+    both = (FULL + COMPACT).hex()
+    got = decode(both, {key: {"compact_formats": [LAYOUT]}})
+    assert len(got) == 4 and got[:2] == got[2:]
+    assert got[0]["meter"] == key
+    assert got[0]["energy_heat_kwh"] == 25879.0 and got[0]["volume_m3"] == 644.33
+    assert got[1]["time"] == "2015-08-31T00:00:00Z" and got[1]["energy_heat_kwh"] == 25847.0
+    without = decode(both)
+    assert without[:2] == got[:2]
+    assert "no compact_formats entry" in str(without[2]["error"])

@@ -12,9 +12,25 @@ Other clusters/attributes (present value, battery, configuration) carry no count
 
 from __future__ import annotations
 
-from decoders.core import DecodeError, Uplink, unpack
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["binary_input_count"]
+from decoders.core import (
+    PULSE_FIELDS,
+    PULSE_PARAMS,
+    DecodeError,
+    Decoder,
+    Example,
+    Uplink,
+    Value,
+    Values,
+    pulse_registers,
+    pulse_registers_fn,
+    pulse_values,
+    unpack,
+)
+
+__all__ = ["binary_input_count", "pulse_counter"]
 
 _LENGTH = {0x0A: 11, 0x01: 12}
 
@@ -43,3 +59,49 @@ def binary_input_count(uplink: Uplink) -> tuple[int, int]:
     if command in _LENGTH and len(p) != _LENGTH[command]:
         raise DecodeError(f"{len(p)} bytes, expected {_LENGTH[command]}", offset=len(p))
     return control >> 5, count
+
+
+def _decode_input_0(uplink: Uplink) -> Values:
+    """The pulse register of input 0, by the registry's pulse params."""
+    endpoint, count = binary_input_count(uplink)
+    if endpoint != 0:
+        raise DecodeError(f"endpoint {endpoint}: the device counts on endpoint 0", offset=0)
+    return pulse_values(count, uplink.params)
+
+
+def pulse_counter(
+    model: str, lorawan_id: str, params: Mapping[str, Any], register: Mapping[str, Value]
+) -> Decoder:
+    """An nke pulse counter on input 0 (Pulse Sens'O, its AtEx variant, Flash'O): one decoder,
+    and the example nke publishes ("110A000F04022300000DF5" = 3573 pulses) with ``params``
+    decoding to ``register`` besides our own examples and error cases."""
+    expect = {"pulse_count": 3573, **register}
+    return Decoder(
+        vendor="nke Watteco",
+        model=model,
+        medium=None,
+        lorawan_ids=(lorawan_id,),
+        decode=_decode_input_0,
+        fields=PULSE_FIELDS,
+        registers=pulse_registers(32),
+        registers_fn=pulse_registers_fn(32),
+        params=PULSE_PARAMS,
+        examples=(
+            Example(  # the example nke publishes: 3573 pulses
+                "count report", 125, "11 0A 000F 0402 23 00000DF5", expect, params=params
+            ),
+            Example(  # ours
+                "read attribute response",
+                125,
+                "11 01 000F 0402 00 23 00000DF5",
+                expect,
+                params=params,
+            ),
+            Example("present value report", 125, "11 0A 000F 0055 10 01", error="no count"),
+            Example("batch report", 125, "32 03 0019 52E10000 002E", error="batch report"),
+            Example(
+                "endpoint 1", 125, "31 0A 000F 0402 23 00000DF5", params=params, error="endpoint"
+            ),
+            Example("wrong port", 1, "11 0A 000F 0402 23 00000DF5", error="fPort"),
+        ),
+    )

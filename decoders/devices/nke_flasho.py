@@ -14,58 +14,11 @@ Source: nke Watteco Flash'O user guide and nke's ZCL frame documentation (cluste
 integration guides, "110A000F04022300000DF5" = 3573 pulses.
 """
 
-from decoders.core import (
-    PULSE_FIELDS,
-    PULSE_PARAMS,
-    DecodeError,
-    Decoder,
-    Example,
-    Uplink,
-    Values,
-    pulse_registers,
-    pulse_registers_fn,
-    pulse_values,
-)
-from decoders.nke import binary_input_count
+from decoders.nke import pulse_counter
 
-
-def decode(uplink: Uplink) -> Values:
-    endpoint, count = binary_input_count(uplink)
-    if endpoint != 0:
-        raise DecodeError(f"endpoint {endpoint}: the Flash'O counts on endpoint 0", offset=0)
-    return pulse_values(count, uplink.params)
-
-
-_PARAMS = {"medium": "electricity", "pulse_factor": 1, "pulse_unit": "wh"}
-
-DECODER = Decoder(
-    vendor="nke Watteco",
-    model="Flash'O",
-    medium=None,
-    lorawan_ids=("nke-watteco/flasho-sensor",),
-    decode=decode,
-    fields=PULSE_FIELDS,
-    registers=pulse_registers(32),
-    registers_fn=pulse_registers_fn(32),
-    params=PULSE_PARAMS,
-    examples=(
-        Example(  # the example nke publishes: 3573 pulses
-            "count report",
-            f_port=125,
-            hex="11 0A 000F 0402 23 00000DF5",
-            params=_PARAMS,
-            expect={"pulse_count": 3573, "energy_import_kwh": 3.573},
-        ),
-        Example(  # ours
-            "read attribute response",
-            f_port=125,
-            hex="11 01 000F 0402 00 23 00000DF5",
-            params=_PARAMS,
-            expect={"pulse_count": 3573, "energy_import_kwh": 3.573},
-        ),
-        Example("present value report", 125, "11 0A 000F 0055 10 01", error="no count"),
-        Example("batch report", 125, "32 03 0019 52E10000 002E", error="batch report"),
-        Example("endpoint 1", 125, "31 0A 000F 0402 23 00000DF5", params=_PARAMS, error="endpoint"),
-        Example("wrong port", 1, "11 0A 000F 0402 23 00000DF5", error="fPort"),
-    ),
+DECODER = pulse_counter(
+    "Flash'O",
+    "nke-watteco/flasho-sensor",
+    params={"medium": "electricity", "pulse_factor": 1, "pulse_unit": "wh"},
+    register={"energy_import_kwh": 3.573},
 )

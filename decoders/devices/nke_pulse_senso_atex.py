@@ -13,58 +13,11 @@ Source: nke Watteco Pulse Sens'O AtEx Zone 1 user guide and nke's ZCL frame docu
 integration guides, "110A000F04022300000DF5" = 3573 pulses.
 """
 
-from decoders.core import (
-    PULSE_FIELDS,
-    PULSE_PARAMS,
-    DecodeError,
-    Decoder,
-    Example,
-    Uplink,
-    Values,
-    pulse_registers,
-    pulse_registers_fn,
-    pulse_values,
-)
-from decoders.nke import binary_input_count
+from decoders.nke import pulse_counter
 
-
-def decode(uplink: Uplink) -> Values:
-    endpoint, count = binary_input_count(uplink)
-    if endpoint != 0:
-        raise DecodeError(f"endpoint {endpoint}: the device counts on endpoint 0", offset=0)
-    return pulse_values(count, uplink.params)
-
-
-_PARAMS = {"medium": "gas", "pulse_factor": 0.01, "pulse_unit": "m3"}
-
-DECODER = Decoder(
-    vendor="nke Watteco",
-    model="Pulse Sens'O AtEx Zone 1",
-    medium=None,
-    lorawan_ids=("nke-watteco/pulse-senso-atex-zone-1-sensor",),
-    decode=decode,
-    fields=PULSE_FIELDS,
-    registers=pulse_registers(32),
-    registers_fn=pulse_registers_fn(32),
-    params=PULSE_PARAMS,
-    examples=(
-        Example(  # the example nke publishes: 3573 pulses
-            "count report",
-            f_port=125,
-            hex="11 0A 000F 0402 23 00000DF5",
-            params=_PARAMS,
-            expect={"pulse_count": 3573, "volume_m3": 35.73},
-        ),
-        Example(  # ours
-            "read attribute response",
-            f_port=125,
-            hex="11 01 000F 0402 00 23 00000DF5",
-            params=_PARAMS,
-            expect={"pulse_count": 3573, "volume_m3": 35.73},
-        ),
-        Example("present value report", 125, "11 0A 000F 0055 10 01", error="no count"),
-        Example("batch report", 125, "32 03 0019 52E10000 002E", error="batch report"),
-        Example("endpoint 1", 125, "31 0A 000F 0402 23 00000DF5", params=_PARAMS, error="endpoint"),
-        Example("wrong port", 1, "11 0A 000F 0402 23 00000DF5", error="fPort"),
-    ),
+DECODER = pulse_counter(
+    "Pulse Sens'O AtEx Zone 1",
+    "nke-watteco/pulse-senso-atex-zone-1-sensor",
+    params={"medium": "gas", "pulse_factor": 0.01, "pulse_unit": "m3"},
+    register={"volume_m3": 35.73},
 )

@@ -26,20 +26,15 @@ from decoders.core import (
     pulse_values,
     unpack,
 )
+from decoders.decentlab import SENSORS_AT, sensor_flags
 
 
 def decode(uplink: Uplink) -> Values:
-    if uplink.f_port != 1:
-        raise DecodeError(f"unexpected fPort {uplink.f_port}, expected 1")
+    flags = sensor_flags(uplink, 0x03, "DL-DLR2-002")
     payload = uplink.payload
-    version, _, flags = unpack(">BHH", payload)
-    if version != 0x02:
-        raise DecodeError(f"protocol version {version}, expected 2", offset=0)
-    if flags & ~0x03:
-        raise DecodeError(f"flags {flags:#06x} name sensors the DL-DLR2-002 lacks", offset=3)
     if not flags & 0x01:
         raise DecodeError("frame without the pulse counter (sensor 0)", offset=3)
-    _, _, low, high = unpack(">4H", payload, 5)
+    _, _, low, high = unpack(">4H", payload, SENSORS_AT)
     values = pulse_values(low + (high << 16), uplink.params)
     end = 13
     if flags & 0x02:

@@ -30,19 +30,14 @@ from decoders.core import (
     pulse_values,
     unpack,
 )
+from decoders.decentlab import SENSORS_AT, sensor_flags
 
 
 def decode(uplink: Uplink) -> Values:
-    if uplink.f_port != 1:
-        raise DecodeError(f"unexpected fPort {uplink.f_port}, expected 1")
+    flags = sensor_flags(uplink, 0x07, "DL-DLR2-010")
     payload = uplink.payload
-    version, _, flags = unpack(">BHH", payload)
-    if version != 0x02:
-        raise DecodeError(f"protocol version {version}, expected 2", offset=0)
-    if flags & ~0x07:
-        raise DecodeError(f"flags {flags:#06x} name sensors the DL-DLR2-010 lacks", offset=3)
     values: Values = {}
-    i = 5
+    i = SENSORS_AT
     for channel in (0, 1):
         if flags & (1 << channel):
             _, _, low, high = unpack(">4H", payload, i)

@@ -18,7 +18,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from decoders.core import DecodeError, Param, Reading, Uplink, check_values, meter_key, unpack
+from decoders.core import (
+    DecodeError,
+    Param,
+    Reading,
+    Register,
+    Uplink,
+    check_values,
+    meter_key,
+    unpack,
+)
 from decoders.oms import decode_frame, manufacturer_code, readings, status_alarms
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "DEVICE_TYPES",
     "FIELDS",
     "METERS",
+    "REGISTERS",
     "frame_address",
     "meter_readings",
     "split_frames",
@@ -55,6 +65,10 @@ FIELDS = (
     "flow_min_m3h", "flow_temp_c", "return_temp_c", "temp_diff_k", "temperature_c",
     "operating_time_h", "meter_serial", "error_flags", "alarm_low_battery", "alarm_meter_error",
 )  # fmt: skip
+# The meters' registers: their widths depend on each meter (M-Bus records carry no rollover).
+REGISTERS = dict.fromkeys(
+    ("energy_heat_kwh", "energy_import_kwh", "volume_m3", "operating_time_h"), Register(None)
+)
 
 
 def split_frames(payload: bytes, head: int = 0) -> list[tuple[int, bytes]]:

@@ -24,8 +24,8 @@ and its examples in range-extender-codec.yaml (two status frames); EN 13757-4, O
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from decoders.bridge import FIELDS, METERS, split_frames, telegram_readings
-from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink, unpack
+from decoders.bridge import FIELDS, METERS, REGISTERS, split_frames, telegram_readings
+from decoders.core import DecodeError, Decoder, Example, Reading, Uplink, unpack
 
 _VALUES, _STATUS, _SEGMENTED = 4, 3, 0x40
 _STATUS_LENGTHS = (28, 31)  # firmware 1.0, 1.1 (+ system voltage and firmware type)
@@ -71,9 +71,7 @@ DECODER = Decoder(
     lorawan_ids=("imst/range-extender",),
     decode=decode,
     fields=FIELDS,
-    registers=dict.fromkeys(
-        ("energy_heat_kwh", "energy_import_kwh", "volume_m3", "operating_time_h"), Register(None)
-    ),
+    registers=REGISTERS,
     params=(METERS,),
     examples=(
         Example("telegram with receive time", f_port=4, hex=_HEARD + _SENSUS, expect=[_WATER]),

@@ -28,13 +28,12 @@ m-bus-gateway-codec.yaml; EN 13757-3 (records, device types).
 
 from datetime import UTC, datetime
 
-from decoders.bridge import DEVICE_MEDIA, FIELDS, METERS
+from decoders.bridge import DEVICE_MEDIA, FIELDS, METERS, REGISTERS
 from decoders.core import (
     DecodeError,
     Decoder,
     Example,
     Reading,
-    Register,
     Uplink,
     Values,
     check_values,
@@ -105,9 +104,7 @@ DECODER = Decoder(
     lorawan_ids=("iot-factory/m-bus-gateway",),
     decode=decode,
     fields=FIELDS,
-    registers=dict.fromkeys(
-        ("energy_heat_kwh", "energy_import_kwh", "volume_m3", "operating_time_h"), Register(None)
-    ),
+    registers=REGISTERS,
     params=(METERS,),
     examples=(
         Example(

@@ -16,8 +16,8 @@ Source: EN 13757-4 (frame format A without CRCs, as bridges forward it), EN 1375
 -7, OMS Specification Vol. 2 (addresses, security mode 5, device types).
 """
 
-from decoders.bridge import FIELDS, METERS, meter_readings
-from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink
+from decoders.bridge import FIELDS, METERS, REGISTERS, meter_readings
+from decoders.core import DecodeError, Decoder, Example, Reading, Uplink
 
 _SENSUS = "1844AE4C4455223368077A55000000041389E20100023B0000"  # plain, 123.529 m³
 _KAMSTRUP = (  # AES mode 5 with key 000102..0F: 12.345 m³, 0.01 m³/h
@@ -39,9 +39,7 @@ DECODER = Decoder(
     medium=None,
     decode=decode,
     fields=FIELDS,
-    registers=dict.fromkeys(
-        ("energy_heat_kwh", "energy_import_kwh", "volume_m3", "operating_time_h"), Register(None)
-    ),
+    registers=REGISTERS,
     params=(METERS,),
     examples=(
         Example(

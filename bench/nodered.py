@@ -268,11 +268,11 @@ class Consumer:
         return tree_cpu_s(self.process.pid) if self.process else 0.0
 
     def stop(self) -> None:
-        """SIGTERM to the process group, up to 60 s to end, then SIGKILL."""
+        """SIGTERM, up to 60 s to end, then SIGKILL to what is left of its process group."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(60)
         with contextlib.suppress(ProcessLookupError):  # a worker that outlived its parent
@@ -486,6 +486,9 @@ def main() -> int:
                         help="a round ends when no point arrived for this long, s")  # fmt: skip
     parser.add_argument("--install-timeout", type=float, default=900.0, help="bound of npm ci, s")
     parser.add_argument("--samples", type=int, default=20, help="uplinks whose values are checked")
+    every = ["nodered", "lorameter", "workers"]
+    parser.add_argument("--consumers", nargs="+", default=every, choices=every,
+                        help="which consumers to measure (default: all)")  # fmt: skip
     parser.add_argument("--write-flow", action="store_true", help="copy decode.js into flow.json")
     args = parser.parse_args()
     if args.write_flow:
@@ -513,11 +516,12 @@ def main() -> int:
         url = f"influxdb://127.0.0.1:{server.http_port}/{db}"
         return lorameter_consumer(w, broker, url, cores)
 
-    kinds: dict[str, Callable[[Path, Mosquitto, str], Consumer]] = {
-        "Node-RED flow": nodered,
-        "lorameter, 1 process": single,
-    }
-    if how and cores > 1:
+    kinds: dict[str, Callable[[Path, Mosquitto, str], Consumer]] = {}
+    if "nodered" in args.consumers:
+        kinds["Node-RED flow"] = nodered
+    if "lorameter" in args.consumers:
+        kinds["lorameter, 1 process"] = single
+    if how and cores > 1 and "workers" in args.consumers:
         kinds[f"lorameter, {cores} workers"] = many
 
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=60)

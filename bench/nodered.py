@@ -154,11 +154,14 @@ def write_flow() -> None:
     FLOW.write_text(json.dumps(nodes, indent=4, ensure_ascii=False) + "\n")
 
 
+def flow_is_current() -> bool:
+    """Whether flow.json's function node holds decode.js as it is."""
+    return _node(_flow_nodes(), "function")["func"] == DECODE_JS.read_text()
+
+
 def flow_for(broker_port: int, influx_port: int, database: str) -> str:
     """flow.json pointed at this run's broker and database."""
     nodes = _flow_nodes()
-    if _node(nodes, "function")["func"] != DECODE_JS.read_text():
-        raise SystemExit("bench/nodered/flow.json is older than decode.js: run with --write-flow")
     _node(nodes, "mqtt-broker")["port"] = str(broker_port)
     config = _node(nodes, "influxdb")
     config["port"], config["database"] = str(influx_port), database
@@ -498,6 +501,9 @@ def main() -> int:
     if shutil.which("npm") is None or shutil.which("node") is None:
         print("npm/node not found: the Node-RED comparison needs them; nothing measured")
         return 0
+    if not flow_is_current():
+        print("bench/nodered/flow.json is older than decode.js: run with --write-flow")
+        return 2
 
     install = install_nodered(args.install_timeout)
     work = Path(tempfile.mkdtemp(prefix="bench-nodered-"))
@@ -590,8 +596,8 @@ def main() -> int:
     verdict = "met" if best / anchor >= TARGET else "NOT met"
     print(f"target lorameter ≥ {TARGET}× Node-RED: best {best / anchor:.2f}× → {verdict}")
     print(
-        f"values agree on {agree} of {sampled} sampled uplinks: the fields every consumer"
-        f" stored equal the values their frames were built from ({', '.join(dbs)})"
+        f"values agree on {agree} of {sampled} sampled uplinks: {' = '.join(dbs)} = the values"
+        " the frames were built from, field by field (8 fields, read back from InfluxDB)"
     )
     for problem in problems[:10]:
         print(f"  {problem}")

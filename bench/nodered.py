@@ -547,6 +547,9 @@ def main() -> int:
         " preloaded at QoS 1 into each consumer's persistent session; drain timed from the first"
         f" to the last heat point in InfluxDB; {args.rounds} interleaved rounds, medians"
     )
+    if args.uplinks < 10_000 and "Node-RED flow" in kinds:
+        print("  (Node-RED writes 1000 points at a time and starts slowly: below 10,000 uplinks its"
+              " rate rests on a few warm-up batches)")  # fmt: skip
     results: dict[str, list[Round]] = {k: [] for k in kinds}
     failures = 0
     try:

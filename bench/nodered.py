@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -127,9 +128,12 @@ def publish(broker: Mosquitto, batch: list[tuple[str, bytes]], timeout: float) -
     client.max_inflight_messages_set(1000)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
+    deadline = time.monotonic() + timeout
     try:
         for info in [client.publish(topic, body, qos=1) for topic, body in batch]:
-            info.wait_for_publish(timeout)
+            info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
+            if not info.is_published():
+                raise RuntimeError(f"the broker did not take the uplinks within {timeout} s")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -507,7 +511,11 @@ def main() -> int:
 
     install = install_nodered(args.install_timeout)
     work = Path(tempfile.mkdtemp(prefix="bench-nodered-"))
-    server = start_influxd(work / "influxd")
+    try:
+        server = start_influxd(work / "influxd")
+    except RuntimeError as exc:
+        print(exc)
+        return 1
     batch = messages(args.uplinks, args.devices)
     cores = os.cpu_count() or 1
     how = workers_supported()
@@ -558,7 +566,7 @@ def main() -> int:
                 slug = re.sub(r"\W+", "-", name).strip("-").lower()
                 try:
                     result = one_round(make, work / f"r{r}-{slug}", server, batch, args)
-                except RuntimeError as exc:
+                except (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError) as exc:
                     failures += 1
                     print(f"  round {r + 1}, {name}: FAILED: {exc}", flush=True)
                     continue

@@ -14,12 +14,14 @@ measurement ``heat`` in InfluxDB to the last one (start-up does not count), poll
 ``count(energy_heat_kwh)`` every 50 ms. Consumers: (a) the Node-RED flow, (b) ``lorameter
 ingest`` as one process, (c) ``lorameter ingest`` with ``LORAMETER_WORKERS`` = the core count,
 when this lorameter has that setting. Rounds are interleaved (a, b, c, a, b, c, ...); medians
-are printed with the ratio lorameter / Node-RED, CPU per uplink of the consumer (process tree),
-influxd and mosquitto, and the points each stored: what Node-RED drops (it acks each message on
-receipt, before the write) counts as lost, and a round ends when the count has not moved for
-``--stall`` seconds. Finally sampled uplinks are read back from the last round's databases and
-compared field by field with the values their frames were built from. Every wait is bounded
-(``--timeout``), so the script always ends; it exits 1 when a round failed or values disagree.
+are printed with the ratio lorameter / Node-RED, CPU per uplink of the consumer (its process
+tree from its start to the last point, less what it took to start and subscribe in the first
+phase), influxd and mosquitto, and the points each stored: what Node-RED drops (it acks each
+message on receipt, before the write) counts as lost, and a round ends when the count has not
+moved for ``--stall`` seconds. Finally sampled uplinks are read back from the last round's
+databases and compared field by field with the values their frames were built from. Every wait
+is bounded (``--timeout``), so the script always ends; it exits 1 when a round failed or values
+disagree.
 
     .venv/bin/python bench/nodered.py [--uplinks 20000] [--devices 500] [--rounds 3]
     .venv/bin/python bench/nodered.py --write-flow   # copy decode.js into flow.json
@@ -307,13 +309,14 @@ def lorameter_consumer(work: Path, broker: Mosquitto, store_url: str, workers: i
         LORAMETER_MQTT_URL=broker.url,
         LORAMETER_STORE_URL=store_url,
         LORAMETER_SPOOL_PATH=str(work / f"spool-{workers}.db"),
-        LORAMETER_MQTT_CLIENT_ID=f"bench-lorameter-{workers}",
         LORAMETER_ROLLUP_INTERVAL_S="0",
     )
     name = "lorameter ingest, 1 process"
-    if workers > 1:
+    if workers > 1:  # the workers' sessions derive from their worker ids 1..N
         env["LORAMETER_WORKERS"] = str(workers)
         name = f"lorameter ingest, LORAMETER_WORKERS={workers}"
+    else:
+        env["LORAMETER_MQTT_CLIENT_ID"] = "bench-lorameter"
     command = [sys.executable, "-m", "lorameter.cli", "ingest"]
     return Consumer(name, work, command, env, many_subscribers=workers > 1)
 
@@ -368,8 +371,8 @@ def wait_subscribed(consumer: Consumer, broker: Mosquitto, since: int, timeout: 
 @dataclass
 class Round:
     rate: float  # uplinks/s from the first to the last point stored
-    consumer_us: float  # CPU µs per uplink drained, consumer process tree
-    influxd_us: float
+    consumer_us: float  # CPU µs per uplink stored: consumer process tree, start-up taken off
+    influxd_us: float  # CPU µs per uplink stored, from the consumer's start to the last point
     mosquitto_us: float
     stored: int
     db: str
@@ -392,9 +395,11 @@ def one_round(
         since = len(Path(broker.log.name).read_text(errors="replace"))
         consumer.start("subscribe")
         wait_subscribed(consumer, broker, since, args.timeout)
+        start_up = consumer.cpu_s()  # to start and subscribe, with no message waiting
         consumer.stop()
         publish(broker, batch, args.timeout)
 
+        services = cpu_s(server.process.pid), cpu_s(broker.process.pid)
         consumer.start("drain")
         deadline = time.monotonic() + args.timeout
         while (first := heat_points(server, db)) == 0:
@@ -406,8 +411,7 @@ def one_round(
                 raise RuntimeError(f"{consumer.name} ended:\n{consumer.tail()}")
             time.sleep(0.05)
         started = last_change = time.perf_counter()
-        cpu0 = consumer.cpu_s(), cpu_s(server.process.pid), cpu_s(broker.process.pid)
-        cpu1 = cpu0
+        cpu = consumer.cpu_s(), cpu_s(server.process.pid), cpu_s(broker.process.pid)
         count = first
         while count < len(batch):
             if time.monotonic() > deadline or time.perf_counter() - last_change > args.stall:
@@ -416,15 +420,17 @@ def one_round(
             now = heat_points(server, db)
             if now != count:
                 count, last_change = now, time.perf_counter()
-                cpu1 = consumer.cpu_s(), cpu_s(server.process.pid), cpu_s(broker.process.pid)
+                cpu = consumer.cpu_s(), cpu_s(server.process.pid), cpu_s(broker.process.pid)
         drained = count - first
         seconds = last_change - started
-        per = 1e6 / drained if drained else math.nan
+        # CPU over the whole drain, not from the first point: a consumer may decode far ahead
+        # of its writes (Node-RED acks and decodes as messages arrive, writes trail)
+        per = 1e6 / count
         return Round(
             rate=drained / seconds if seconds > 0 else math.nan,
-            consumer_us=(cpu1[0] - cpu0[0]) * per,
-            influxd_us=(cpu1[1] - cpu0[1]) * per,
-            mosquitto_us=(cpu1[2] - cpu0[2]) * per,
+            consumer_us=max(cpu[0] - start_up, 0.0) * per,
+            influxd_us=(cpu[1] - services[0]) * per,
+            mosquitto_us=(cpu[2] - services[1]) * per,
             stored=count,
             db=db,
         )

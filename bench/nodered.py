@@ -66,7 +66,7 @@ T0 = datetime(2025, 11, 20, tzinfo=UTC)
 TICKS = os.sysconf("SC_CLK_TCK")
 TTS_TOPIC = "v3/+/devices/+/up"
 # mosquitto logs each subscription as "<time>: <client id> <qos> <topic>" (log_type subscribe)
-SUBSCRIBED = re.compile(r"^\d+: (\S+) \d (\S*v3/\+/devices/\+/up)$", re.MULTILINE)
+SUBSCRIBED = re.compile(rf"^\d+: (\S+) \d (\S*{re.escape(TTS_TOPIC)})$", re.MULTILINE)
 BROKER_LOG = "log_type subscribe\nlog_type error\nlog_type warning\n"
 TARGET = 1.5  # issue 13: lorameter ≥ 1.5× the Node-RED batched flow
 Value = float | str

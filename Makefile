@@ -53,6 +53,9 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+bench-nodered: $(STAMP) services  ## lorameter against a Node-RED flow (npm installs Node-RED once)
+	$(BIN)/python bench/nodered.py
+
 bench: $(STAMP) services
 	$(BIN)/python bench/decoders.py
 	$(BIN)/python bench/pipeline.py
@@ -62,9 +65,6 @@ bench: $(STAMP) services
 	$(BIN)/python bench/influx_write.py
 	$(BIN)/python bench/robustness.py
 	$(BIN)/python bench/e2e_influx.py
-
-bench-nodered: $(STAMP) services  ## lorameter against a Node-RED flow (npm installs Node-RED once)
-	$(BIN)/python bench/nodered.py
 
 vectors: $(STAMP)  ## every decoder against the TTN Device Repository's vendor examples
 	$(BIN)/python scripts/vendor_vectors.py $(VECTORS)

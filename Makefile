@@ -7,7 +7,7 @@ RUN    := $(VENV)/.runtime-$(HASH)
 DEMO   := $(VENV)/.demo-$(HASH)
 STAMP  := $(VENV)/.dev-$(HASH)
 
-.PHONY: demo test test-fast check fmt lint type bench vectors new-decoder services clean
+.PHONY: demo test test-fast check fmt lint type bench bench-nodered vectors new-decoder services clean
 
 $(RUN): pyproject.toml  # lorameter itself: all the demo needs
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lorameter needs Python 3.11 or newer (python3 is " + sys.version.split()[0] + "); set PYTHON=python3.11")'
@@ -52,6 +52,9 @@ check: lint type test
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench-nodered: $(STAMP) services  ## lorameter against a Node-RED flow (npm installs Node-RED once)
+	$(BIN)/python bench/nodered.py
 
 bench: $(STAMP) services
 	$(BIN)/python bench/decoders.py

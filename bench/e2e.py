@@ -39,7 +39,7 @@ from decoders.devices.elvaco_cmi4110 import DECODER as CMI4110
 from storage import open_store
 from tests.helpers import tts_up
 from tests.influxd import Influxd, start_influxd
-from tests.services import Mosquitto, free_port, start_mosquitto
+from tests.services import free_port, start_mosquitto
 
 T0 = datetime(2025, 11, 20, tzinfo=UTC)
 TOPIC = "v3/+/devices/+/up"
@@ -263,15 +263,18 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    print(f"\n{'backend':7} | {'consumer':9} | {'uplinks/s':>9} | × bare paho | target | CPU µs/uplink")
+    print(f"\n{'backend':7} | {'consumer':9} | {'uplinks/s':>9} | × bare paho | target |"
+          " CPU µs/uplink")  # fmt: skip
     for backend in backends:
         anchor = statistics.median(x["rate"] for x in results[(backend, "bare paho")])
         for consumer in consumers:
             rows = results[(backend, consumer)]
             rate = statistics.median(x["rate"] for x in rows)
             target = TARGETS.get(consumer)
-            verdict = "" if target is None else f"≥ {target:.2f}× " + (
-                "met" if rate / anchor >= target else "NOT met"
+            verdict = (
+                ""
+                if target is None
+                else f"≥ {target:.2f}× " + ("met" if rate / anchor >= target else "NOT met")
             )
             if consumer == "bare paho":
                 print(f"{backend:7} | {consumer:9} | {rate:9,.0f} | {1:10.2f}× | (anchor)     |")

@@ -78,3 +78,26 @@ def test_a_worker_that_cannot_start_ends_all_with_code_2(
     assert "cannot open SQLite file" in output
     assert "exited with code 2; stopping all workers" in output
     assert "restarting" not in output and "Traceback" not in output
+
+
+def test_run_with_workers_serves_the_api_and_ingests_in_the_workers(
+    tmp_path: Path, run_lorameter: Callable[..., Running]
+) -> None:
+    broker = start_mosquitto(tmp_path / "broker")
+    try:
+        app = run_lorameter("run", mqtt_url=broker.url, workers="2", rollup_interval_s="0")
+        app.wait_for(lambda: app.output().count("subscribed to $share/lorameter/") >= 2,
+                     "both workers subscribed")  # fmt: skip
+        app.wait_for(lambda: app.get("/health")["status"] in ("ok", "degraded"), "the API")
+        publisher = Publisher(broker.port)
+        for n in range(40):
+            publisher.send(*uplink(n))
+        publisher.close()
+        app.wait_for(lambda: stored(app) == 40, "40 uplinks stored", 60)
+        devices = {d["device"] for d in app.get("/api/v1/devices")}
+        assert devices == {f"esi-{n}" for n in range(40)}
+        assert app.stop() == 0
+        lines = {name: int(ingested) for name, ingested, _, _ in STOP_LINE.findall(app.output())}
+        assert set(lines) == {"1", "2"} and sum(lines.values()) == 40
+    finally:
+        broker.stop()

@@ -8,7 +8,9 @@ its own persistent session and spool under its worker id. A worker that dies is 
 under the same id after a second: it finds its session, and the broker redelivers what it had
 not acknowledged, so nothing is lost (at-least-once; the store's dedup makes the overlap
 harmless). A worker that exits with code 2 (a setting or login that cannot work) ends them all
-with code 2. SIGTERM/SIGINT stop every worker (each stores what it holds and says so).
+with code 2. SIGTERM/SIGINT stop every worker (each stores what it holds and says so); on Linux a
+worker also gets SIGTERM when the supervisor dies, even by SIGKILL, so no orphan holds on to a
+worker's session when the supervisor is started again.
 
 What it does not do: alarms need each device's uplinks in order, which a share group splits, so
 workers evaluate none (run one process for alarms); the consumption rollup runs in worker 1 only.
@@ -16,6 +18,8 @@ workers evaluate none (run one process for alarms); the consumption rollup runs 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -31,6 +35,13 @@ log = logging.getLogger("lorameter.workers")
 
 DEFAULT_GROUP = "lorameter"
 RESTART_DELAY_S = 1.0
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent thread ends
+
+
+def _die_with_parent() -> None:
+    """In the worker before exec: SIGTERM when the supervisor's thread that started it ends."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop it with SIGTERM
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -55,7 +66,7 @@ class Supervisor:
         if n > 1:  # one rollup writer is enough (the consumption points are idempotent anyway)
             env["LORAMETER_ROLLUP_INTERVAL_S"] = "0"
         command = [sys.executable, "-m", "lorameter.cli", *self.config, "ingest"]
-        self.processes[n] = subprocess.Popen(command, env=env)
+        self.processes[n] = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
         log.info("worker %d of share group %s started (pid %d)", n, self.group,
                  self.processes[n].pid)  # fmt: skip
 

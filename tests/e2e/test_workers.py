@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,5 +100,35 @@ def test_run_with_workers_serves_the_api_and_ingests_in_the_workers(
         assert app.stop() == 0
         lines = {name: int(ingested) for name, ingested, _, _ in STOP_LINE.findall(app.output())}
         assert set(lines) == {"1", "2"} and sum(lines.values()) == 40
+    finally:
+        broker.stop()
+
+
+def test_workers_end_with_a_killed_supervisor(
+    tmp_path: Path, run_lorameter: Callable[..., Running]
+) -> None:
+    """No orphans: a SIGKILLed supervisor's workers stop cleanly (SIGTERM from the kernel), so a
+    new supervisor's workers do not fight them for their MQTT sessions."""
+    broker = start_mosquitto(tmp_path / "broker")
+    try:
+        running = run_lorameter("ingest", "--workers", "2", mqtt_url=broker.url,
+                                rollup_interval_s="0")  # fmt: skip
+        running.wait_for(
+            lambda: running.output().count("subscribed to $share/lorameter/") >= 2,
+            "both workers subscribed",
+        )
+        pids = [int(pid) for _, _, pid in STARTED.findall(running.output())]
+        running.process.send_signal(signal.SIGKILL)
+        running.process.wait(10)
+        deadline = 30.0
+        for pid in pids:
+            while Path(f"/proc/{pid}").exists() and deadline > 0:
+                status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if status == "Z":  # exited; a zombie until reaped by init
+                    break
+                time.sleep(0.1)
+                deadline -= 0.1
+        assert deadline > 0, "a worker outlived its supervisor"
+        assert len(STOP_LINE.findall(running.output())) == 2  # both stopped cleanly
     finally:
         broker.stop()

@@ -61,10 +61,10 @@ bench: $(STAMP) services
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/metering.py
 	$(BIN)/python bench/alarms.py
-	$(BIN)/python bench/e2e_sqlite.py
 	$(BIN)/python bench/influx_write.py
 	$(BIN)/python bench/robustness.py
-	$(BIN)/python bench/e2e_influx.py
+	$(BIN)/python bench/e2e.py --backend both
+	$(BIN)/python bench/latency.py --backend both
 
 vectors: $(STAMP)  ## every decoder against the TTN Device Repository's vendor examples
 	$(BIN)/python scripts/vendor_vectors.py $(VECTORS)

@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from storage.schema import RadioInfo, as_utc
 
@@ -64,106 +64,116 @@ class ParsedUplink:
     decoded: Mapping[str, Any] | None = None  # the network server's own decoder output
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+# The envelope is decoded straight from the JSON bytes into typed structs by msgspec (one pass in
+# C, no intermediate dicts); unknown fields are skipped, and like the network servers' own
+# encoders we accept numbers given as strings (strict=False).
+# true/false count as 1/0, as they always did (pydantic's lax integers).
+_Port = Annotated[int, msgspec.Meta(ge=0, le=255)] | bool
+_FCnt = Annotated[int, msgspec.Meta(ge=0, le=F_CNT_MAX)] | bool
+# An RFC 3339 time as sent (TTS writes nanoseconds), or seconds since 1970; parsed by _time.
+_Time = str | float | None
 
 
 # -- The Things Stack v3 ---------------------------------------------------------------------
 
 
-class _TtsAppIds(_Model):
-    application_id: str = ""
-
-
-class _TtsDeviceIds(_Model):
+class _TtsDeviceIds(msgspec.Struct, frozen=True):
     device_id: str
-    application_ids: _TtsAppIds = _TtsAppIds()
     dev_eui: str = ""
 
 
-class _TtsRx(_Model):
+class _TtsRx(msgspec.Struct, frozen=True):
     rssi: float | None = None
     channel_rssi: float | None = None
     snr: float | None = None
 
 
-class _TtsLora(_Model):
+class _TtsLora(msgspec.Struct, frozen=True):
     spreading_factor: int | None = None
 
 
-class _TtsDataRate(_Model):
+class _TtsDataRate(msgspec.Struct, frozen=True):
     lora: _TtsLora | None = None
 
 
-class _TtsSettings(_Model):
+class _TtsSettings(msgspec.Struct, frozen=True):
     data_rate: _TtsDataRate | None = None
     frequency: str | int | None = None
 
 
-class _TtsVersionIds(_Model):
+class _TtsVersionIds(msgspec.Struct, frozen=True):
     brand_id: str = ""
     model_id: str = ""
 
 
-class _TtsUplink(_Model):
+_NO_SETTINGS = _TtsSettings()
+_NO_VERSIONS = _TtsVersionIds()
+
+
+class _TtsUplink(msgspec.Struct, frozen=True):
     session_key_id: str = ""
-    f_port: int = Field(0, ge=0, le=255)
-    f_cnt: int = Field(0, ge=0, le=F_CNT_MAX)
+    f_port: _Port = 0
+    f_cnt: _FCnt = 0
     frm_payload: str = ""
     decoded_payload: dict[str, Any] | None = None
     rx_metadata: list[_TtsRx] = []
-    settings: _TtsSettings = _TtsSettings()
-    received_at: datetime | None = None
+    settings: _TtsSettings = _NO_SETTINGS
+    received_at: _Time = None
     consumed_airtime: str = ""
     version_ids: _TtsVersionIds | None = None
     attributes: dict[str, str] = {}
 
 
-class _TtsUp(_Model):
-    end_device_ids: _TtsDeviceIds
-    received_at: datetime | None = None
-    uplink_message: _TtsUplink
-    simulated: bool = False
-
-
 # -- ChirpStack v4 ---------------------------------------------------------------------------
 
 
-class _CsDeviceInfo(_Model):
-    dev_eui: str = Field(alias="devEui")
-    device_name: str = Field("", alias="deviceName")
+class _CsDeviceInfo(msgspec.Struct, frozen=True):
+    dev_eui: str = msgspec.field(name="devEui")
     tags: dict[str, str] = {}
 
 
-class _CsRx(_Model):
+class _CsRx(msgspec.Struct, frozen=True):
     rssi: float | None = None
     snr: float | None = None
 
 
-class _CsLora(_Model):
-    spreading_factor: int | None = Field(None, alias="spreadingFactor")
+class _CsLora(msgspec.Struct, frozen=True):
+    spreading_factor: int | None = msgspec.field(default=None, name="spreadingFactor")
 
 
-class _CsModulation(_Model):
+class _CsModulation(msgspec.Struct, frozen=True):
     lora: _CsLora | None = None
 
 
-class _CsTx(_Model):
+class _CsTx(msgspec.Struct, frozen=True):
     frequency: int | None = None
     modulation: _CsModulation | None = None
 
 
-class _CsUp(_Model):
-    deduplication_id: str = Field(alias="deduplicationId")
-    time: datetime
-    device_info: _CsDeviceInfo = Field(alias="deviceInfo")
-    dev_addr: str = Field("", alias="devAddr")
-    f_cnt: int = Field(0, alias="fCnt", ge=0, le=F_CNT_MAX)
-    f_port: int = Field(0, alias="fPort", ge=0, le=255)
+# -- one message: the top-level fields of both (their names do not overlap) ------------------
+
+
+class _Message(msgspec.Struct, frozen=True):
+    # TTS v3 `up`
+    end_device_ids: _TtsDeviceIds | None = None
+    uplink_message: _TtsUplink | None = None
+    received_at: _Time = None
+    simulated: bool = False
+    # ChirpStack v4 `event/up`
+    deduplication_id: str | None = msgspec.field(default=None, name="deduplicationId")
+    time: _Time = None
+    device_info: _CsDeviceInfo | None = msgspec.field(default=None, name="deviceInfo")
+    f_cnt: _FCnt = msgspec.field(default=0, name="fCnt")
+    f_port: _Port = msgspec.field(default=0, name="fPort")
     data: str = ""
     object: dict[str, Any] | None = None
-    rx_info: list[_CsRx] = Field([], alias="rxInfo")
-    tx_info: _CsTx | None = Field(None, alias="txInfo")
+    rx_info: list[_CsRx] = msgspec.field(default_factory=list, name="rxInfo")
+    tx_info: _CsTx | None = msgspec.field(default=None, name="txInfo")
+
+
+_DECODER = msgspec.json.Decoder(_Message, strict=False)
+# Digits past the microsecond: cut, never rounded (a stored time never moves to a later µs).
+_EXCESS_DIGITS = re.compile(r"(\.\d{6})\d+")
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -171,6 +181,30 @@ class _CsUp(_Model):
 
 def parse_envelope(message: bytes) -> ParsedUplink:
     """Parse one MQTT message body; raise EnvelopeError with a dead-letter reason."""
+    try:
+        up = _decode(message)
+        if up.uplink_message is not None or up.end_device_ids is not None:
+            return _checked(_from_tts(up))
+        if up.deduplication_id is not None or up.device_info is not None:
+            return _checked(_from_chirpstack(up))
+    except OverflowError as exc:  # year 1 with a positive UTC offset, ...
+        raise EnvelopeError("bad_envelope", f"a time is out of range: {exc}") from None
+    keys = ", ".join(sorted(json.loads(message))[:6]) or "none"
+    raise EnvelopeError(
+        "bad_envelope",
+        f"neither a TTS uplink (uplink_message) nor a ChirpStack up event (deduplicationId);"
+        f" top-level keys: {keys}",
+    )
+
+
+def _decode(message: bytes) -> _Message:
+    try:
+        return _DECODER.decode(message)
+    except msgspec.DecodeError:  # also a ValidationError: it may stop before the JSON ends
+        pass  # not JSON, wrong types, or JSON msgspec refuses but Python reads (lone surrogate)
+    except RecursionError:
+        raise EnvelopeError("bad_envelope", "a value is nested too deeply") from None
+    # The rare cases, in Python: what exactly is wrong, or the document after all.
     try:
         document = json.loads(message)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -182,22 +216,29 @@ def parse_envelope(message: bytes) -> ParsedUplink:
             "bad_envelope", f"expected a JSON object, got {type(document).__name__}"
         )
     try:
-        if "uplink_message" in document or "end_device_ids" in document:
-            return _checked(_from_tts(_TtsUp.model_validate(document)))
-        if "deduplicationId" in document or "deviceInfo" in document:
-            return _checked(_from_chirpstack(_CsUp.model_validate(document)))
-    except ValidationError as exc:
-        raise EnvelopeError("bad_envelope", _describe(exc)) from exc
-    except RecursionError:  # a deep value inside a known key
+        return msgspec.convert(document, _Message, strict=False)
+    except msgspec.ValidationError as exc:
+        tts = "uplink_message" in document or "end_device_ids" in document
+        required = ("end_device_ids", "uplink_message") if tts else ()
+        missing = [f"{key}: Field required" for key in required if key not in document]
+        raise EnvelopeError("bad_envelope", "; ".join([*missing, _describe(exc)])) from exc
+    except RecursionError:
         raise EnvelopeError("bad_envelope", "a value is nested too deeply") from None
-    except OverflowError as exc:  # year 1 with a positive UTC offset, ...
-        raise EnvelopeError("bad_envelope", f"a time is out of range: {exc}") from None
-    keys = ", ".join(sorted(document)[:6]) or "none"
-    raise EnvelopeError(
-        "bad_envelope",
-        f"neither a TTS uplink (uplink_message) nor a ChirpStack up event (deduplicationId);"
-        f" top-level keys: {keys}",
-    )
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    """msgspec's "Expected `int` <= 255 - at `$.uplink_message.f_port`" as "where: what"."""
+    what, _, where = str(exc).partition(" - at `$")
+    return f"{where.strip('.`') or 'message'}: {what}"
+
+
+def _time(value: _Time, where: str) -> datetime:
+    if isinstance(value, str):
+        value = _EXCESS_DIGITS.sub(r"\1", value, count=1)
+    try:
+        return as_utc(msgspec.convert(value, datetime, strict=False))
+    except msgspec.ValidationError as exc:
+        raise EnvelopeError("bad_envelope", f"{where}: {exc}") from None
 
 
 def _checked(up: ParsedUplink) -> ParsedUplink:
@@ -227,14 +268,6 @@ def storable_text(text: str) -> str:
     return ascii(text) if _UNSTORABLE.search(text) else repr(text)
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
 def _b64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
@@ -242,42 +275,59 @@ def _b64(text: str, what: str) -> bytes:
         raise EnvelopeError("bad_base64", f"{what} is not valid base64: {exc}") from exc
 
 
-def _from_tts(up: _TtsUp) -> ParsedUplink:
-    msg = up.uplink_message
-    received = msg.received_at or up.received_at
-    if received is None:
+def _best(rssi: list[float | None]) -> int | None:
+    """The index of the strongest reception (the first of equals), None without any."""
+    best, strongest = None, -1e9
+    for i, value in enumerate(rssi):
+        if (value or -1e9) > strongest or best is None:
+            best, strongest = i, value or -1e9
+    return best
+
+
+def _from_tts(up: _Message) -> ParsedUplink:
+    ids, msg = up.end_device_ids, up.uplink_message
+    if ids is None:
+        raise EnvelopeError("bad_envelope", "end_device_ids: Object missing required field")
+    if msg is None:
+        raise EnvelopeError("bad_envelope", "uplink_message: Object missing required field")
+    if msg.received_at is not None:
+        received = _time(msg.received_at, "uplink_message.received_at")
+    elif up.received_at is not None:
+        received = _time(up.received_at, "received_at")
+    else:
         raise EnvelopeError("bad_envelope", "uplink_message.received_at is missing")
-    dev_eui = up.end_device_ids.dev_eui.lower()
+    dev_eui = ids.dev_eui.lower()
     payload = _b64(msg.frm_payload, "uplink_message.frm_payload")
     session = msg.session_key_id
     if session:
         _b64(session, "uplink_message.session_key_id")
     # A join restarts f_cnt at 0, so the session key id belongs in the key (omitted f_cnt = 0).
-    ident = dev_eui or up.end_device_ids.device_id
-    dedup = f"tts:{ident}:{session}:{msg.f_cnt}"
+    ident = dev_eui or ids.device_id
+    dedup = f"tts:{ident}:{session}:{int(msg.f_cnt)}"
     if not session:  # ABP or stripped envelope: the receive time tells frames of a reset apart
-        dedup += f":{as_utc(received).isoformat()}"
-    rssi = [r.rssi if r.rssi is not None else r.channel_rssi for r in msg.rx_metadata]
-    snr = [r.snr if r.snr is not None else 0.0 for r in msg.rx_metadata]
-    best = max(range(len(rssi)), key=lambda i: rssi[i] or -1e9, default=None)
-    lora = msg.settings.data_rate.lora if msg.settings.data_rate else None
+        dedup += f":{received.isoformat()}"
+    rx = msg.rx_metadata
+    rssi = [r.rssi if r.rssi is not None else r.channel_rssi for r in rx]
+    best = _best(rssi)
+    settings = msg.settings
+    lora = settings.data_rate.lora if settings.data_rate else None
     radio = RadioInfo(
         rssi_dbm=rssi[best] if best is not None else None,
-        snr_db=snr[best] if best is not None else None,
+        snr_db=(rx[best].snr or 0.0) if best is not None else None,
         spreading_factor=lora.spreading_factor if lora else None,
-        gateway_count=len(msg.rx_metadata),
-        channel_frequency_hz=_number(msg.settings.frequency),
+        gateway_count=len(rx),
+        channel_frequency_hz=_number(settings.frequency),
         airtime_s=_number(msg.consumed_airtime.removesuffix("s")),
     )
-    versions = msg.version_ids or _TtsVersionIds()
+    versions = msg.version_ids or _NO_VERSIONS
     return ParsedUplink(
         network="tts",
-        device_id=up.end_device_ids.device_id,
+        device_id=ids.device_id,
         dev_eui=dev_eui,
         dedup_key=dedup,
-        received_at=as_utc(received),
-        f_port=msg.f_port,
-        f_cnt=msg.f_cnt,
+        received_at=received,
+        f_port=int(msg.f_port),
+        f_cnt=int(msg.f_cnt),
         payload=payload,
         simulated=up.simulated,
         brand_id=versions.brand_id,
@@ -288,14 +338,20 @@ def _from_tts(up: _TtsUp) -> ParsedUplink:
     )
 
 
-def _from_chirpstack(up: _CsUp) -> ParsedUplink:
+def _from_chirpstack(up: _Message) -> ParsedUplink:
+    info = up.device_info
+    if up.deduplication_id is None or info is None or up.time is None:
+        missing = "deduplicationId" if up.deduplication_id is None else "deviceInfo"
+        if up.deduplication_id is not None and info is not None:
+            missing = "time"
+        raise EnvelopeError("bad_envelope", f"{missing}: Object missing required field")
+    received = _time(up.time, "time")
     payload = _b64(up.data, "data")
-    dev_eui = up.device_info.dev_eui.lower()
-    rssi = [r.rssi for r in up.rx_info]
-    best = max(range(len(rssi)), key=lambda i: rssi[i] or -1e9, default=None)
+    dev_eui = info.dev_eui.lower()
+    best = _best([r.rssi for r in up.rx_info])
     lora = up.tx_info.modulation.lora if up.tx_info and up.tx_info.modulation else None
     radio = RadioInfo(
-        rssi_dbm=rssi[best] if best is not None else None,
+        rssi_dbm=up.rx_info[best].rssi if best is not None else None,
         snr_db=up.rx_info[best].snr if best is not None else None,
         spreading_factor=lora.spreading_factor if lora else None,
         gateway_count=len(up.rx_info),
@@ -308,12 +364,12 @@ def _from_chirpstack(up: _CsUp) -> ParsedUplink:
         device_id=dev_eui,
         dev_eui=dev_eui,
         dedup_key=f"cs:{up.deduplication_id}",
-        received_at=as_utc(up.time),
-        f_port=up.f_port,
-        f_cnt=up.f_cnt,
+        received_at=received,
+        f_port=int(up.f_port),
+        f_cnt=int(up.f_cnt),
         payload=payload,
         radio=radio,
-        attributes=up.device_info.tags,
+        attributes=info.tags,
         decoded=up.object,
     )
 

@@ -3,25 +3,29 @@
 MQTT callbacks only parse and decode, then hand the outcome here (paho's network thread must
 never wait for a database). One supervised writer thread drains the queue in batches, writes
 them, and only then acknowledges the messages to the broker (QoS 1), so a crash loses nothing
-the broker has not kept. A transient store error (disk full, database down) is retried with
-backoff; a batch with a record the store can never keep (``RecordError``, or anything
-unexpected) is split in halves until that record is alone, and it becomes an ``unstorable``
-dead letter with the raw message. The queue is bounded: a stuck store pushes back on the broker
-(``submit`` times out, the message stays unacknowledged) instead of filling memory.
+the broker has not kept. Group commit: the writer takes everything queued (up to ``max_batch``)
+and, when that is less than a full batch, lingers ``linger_s`` for more before writing, so live
+traffic is written in batches of tens to hundreds of uplinks rather than a few (one transaction
+or HTTP write each), at the cost of at most ``linger_s`` more latency.
+
+A transient store error (disk full, database down) is retried with backoff; a batch with a record
+the store can never keep (``RecordError``, or anything unexpected) is split in halves until that
+record is alone, and it becomes an ``unstorable`` dead letter with the raw message. The queue is
+bounded: a stuck store pushes back on the broker (``submit`` times out, the message stays
+unacknowledged) instead of filling memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ingest.pipeline import Accepted, Rejected
 from ingest.stats import IngestStats
@@ -36,11 +40,54 @@ log = logging.getLogger("lorameter.ingest")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Item:
     outcome: Accepted | Rejected
     done: Callable[[], None] | None
     queued_at: float = field(default_factory=time.monotonic)
+
+
+class _BatchQueue(Generic[T]):
+    """A bounded FIFO the writer empties a batch at a time (one lock round per batch, not per
+    item, unlike ``queue.Queue``)."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.items: deque[T] = deque()
+        self.lock = threading.Lock()
+        self._not_empty = threading.Condition(self.lock)
+        self._not_full = threading.Condition(self.lock)
+        self.closed = False  # stop(): no more waiting for items
+
+    def put(self, item: T, timeout: float | None) -> bool:
+        with self.lock:
+            if len(self.items) >= self.bound and not self._not_full.wait_for(
+                lambda: len(self.items) < self.bound, timeout
+            ):
+                return False
+            self.items.append(item)
+            if len(self.items) == 1:
+                self._not_empty.notify()
+            return True
+
+    def take(self, most: int, timeout: float | None = None) -> list[T]:
+        """Up to ``most`` items, waiting up to ``timeout`` for the first ([] once closed)."""
+        with self.lock:
+            if not self.items and not self.closed:
+                self._not_empty.wait_for(lambda: self.items or self.closed, timeout)
+            items = self.items
+            batch = [items.popleft() for _ in range(min(most, len(items)))]
+            if batch:
+                self._not_full.notify_all()
+            return batch
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self._not_empty.notify_all()
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class _GiveUp(Exception):
@@ -57,13 +104,15 @@ class Writer:
         *,
         max_batch: int = 1000,
         max_queue: int = 20_000,
+        linger_s: float = 0.05,
         retry_max_s: float = 30.0,
     ) -> None:
         self.store = store
         self.stats = stats or IngestStats()
         self.max_batch = max_batch
+        self.linger_s = linger_s
         self.retry_max_s = retry_max_s
-        self._queue: queue.Queue[_Item | None] = queue.Queue(max_queue)
+        self._queue: _BatchQueue[_Item] = _BatchQueue(max_queue)
         self.worker = Worker("writer", self._run, on_crash=self.stats.crash)
         self._pending = 0
         self._idle = threading.Condition()
@@ -90,22 +139,24 @@ class Writer:
 
         With a ``timeout``, False when the queue stayed full that long (nothing was queued).
         """
-        try:
-            self._queue.put(_Item(outcome, done), timeout=timeout)
-        except queue.Full:
-            return False
-        with self._idle:
+        with self._idle:  # before it can be written: the writer subtracts it
             self._pending += 1
+        if not self._queue.put(_Item(outcome, done), timeout):
+            with self._idle:
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
+            return False
         self.stats.count(received=1)
         return True
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     @property
     def full(self) -> bool:
-        return self._queue.full()
+        return len(self._queue) >= self._queue.bound
 
     def oldest_age_s(self) -> float:
         """Seconds the oldest message not yet written has waited (0 when there is none)."""
@@ -113,8 +164,8 @@ class Writer:
         inflight = self._inflight
         if inflight:
             oldest = inflight[0].queued_at
-        with self._queue.mutex:
-            head = self._queue.queue[0] if self._queue.queue else None
+        with self._queue.lock:
+            head = self._queue.items[0] if self._queue.items else None
         if head is not None and (oldest is None or head.queued_at < oldest):
             oldest = head.queued_at
         return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
@@ -138,8 +189,7 @@ class Writer:
         deadline = time.monotonic() + timeout
         self._give_up_at = deadline  # before stopping: a retry that wakes up sees it
         self.worker.stop()
-        with contextlib.suppress(queue.Full):  # then the writer gives up at the deadline
-            self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        self._queue.close()  # the writer stores what is queued, then ends
         self.worker.join(max(0.0, deadline - time.monotonic()) + 0.5)
         left = self._pending
         if left:
@@ -153,23 +203,14 @@ class Writer:
         if self._inflight:  # restarted after a crash: finish the batch it held
             self._write(self._inflight)
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._queue.take(self.max_batch)
+            if not batch:  # closed and empty
                 return
-            batch = [item]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
+            if len(batch) < self.max_batch and self.linger_s > 0 and not self._queue.closed:
+                # Group commit: a short wait lets live traffic gather into one larger write.
+                self.worker.stopping.wait(self.linger_s)
+                batch += self._queue.take(self.max_batch - len(batch), timeout=0)
             self._write(batch)
-            if stop:
-                return
 
     def _write(self, batch: list[_Item]) -> None:
         self._inflight = batch

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the parts are imported where used, so `lorameter decode` st
     from ingest.alarm_service import AlarmService
     from ingest.devices import DeviceRegistry
     from ingest.service import IngestService
+    from lorameter.workers import Supervisor
     from metering.meter import MeterConfig
     from storage.api_keys import SQLiteKeys
     from storage.base import Store
@@ -81,8 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
-    add("run", _cmd_run, "ingest from MQTT and serve the API, in one process")
-    add("ingest", _cmd_ingest, "ingest from MQTT into the store")
+    run = add("run", _cmd_run, "ingest from MQTT and serve the API, in one process")
+    ingest = add("ingest", _cmd_ingest, "ingest from MQTT into the store")
+    for command in (run, ingest):
+        command.add_argument(
+            "--workers",
+            metavar="N",
+            help="N ingest worker processes on a shared subscription, to use N cores (default"
+            " LORAMETER_WORKERS, 1); alarms are evaluated only with 1",
+        )
     add("api", _cmd_api, "serve the HTTP API over the store")
     demo = add("demo", _cmd_demo, "embedded broker + simulated meter fleet + ingest + API")
     demo.add_argument("--meters", type=int, default=32, help="fleet size (at least 4)")
@@ -488,9 +496,40 @@ def _rollup(settings: Settings, store: Any) -> Any:
     return rollup
 
 
+def _workers(args: argparse.Namespace, settings: Settings) -> int:
+    """``--workers`` or LORAMETER_WORKERS; a bad count is a usage error."""
+    text = getattr(args, "workers", None)
+    if text is None:
+        return settings.workers
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise UsageError(f"--workers {text!r}: a number of processes from 1 to 64")
+    try:
+        settings.model_validate({**settings.model_dump(), "workers": int(text)})
+    except ValidationError as exc:
+        raise UsageError(f"--workers {text}: {_one_line(exc)}") from None
+    return int(text)
+
+
+def _supervise_workers(args: argparse.Namespace, settings: Settings, count: int) -> Supervisor:
+    """Start ``count`` ingest workers (lorameter/workers.py) and their watcher thread."""
+    from lorameter.workers import DEFAULT_GROUP, Supervisor
+
+    config = ["--config", args.config] if getattr(args, "config", None) else []
+    supervisor = Supervisor(count, settings.mqtt_share_group or DEFAULT_GROUP, config)
+    log.info(
+        "%d ingest workers on $share/%s/...: alarms are not evaluated (one process does that)",
+        count, supervisor.group,
+    )  # fmt: skip
+    supervisor.start()
+    return supervisor
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # Before anything can raise SIGTERM (a fatal MQTT error does): unwind, clean up, report.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    workers = _workers(args, settings)
+    if workers > 1:
+        return _run_with_workers(args, settings, workers)
     keys = _api_keys(settings)  # refuse an open API beyond loopback before ingest starts
     try:
         _check_exposure(settings, keys)
@@ -533,7 +572,47 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_with_workers(args: argparse.Namespace, settings: Settings, count: int) -> int:
+    """``lorameter run --workers N``: the API here, ingest in N worker processes."""
+    keys = _api_keys(settings)
+    try:
+        _check_exposure(settings, keys)
+    finally:
+        keys.close()
+    store = _open_store(settings, writer=False)  # the workers write (and hold the spools)
+    supervisor = _supervise_workers(args, settings, count)
+    watcher = threading.Thread(target=supervisor.watch, daemon=True)
+    watcher.start()
+
+    def on_fatal() -> None:
+        watcher.join()
+        signal.raise_signal(signal.SIGTERM)
+
+    threading.Thread(target=on_fatal, daemon=True).start()
+    try:
+        _serve_api(
+            settings,
+            store,
+            None,
+            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+        )
+    except SystemExit:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+        watcher.join()
+        store.close()
+    return supervisor.exit_code
+
+
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    workers = _workers(args, settings)
+    if workers > 1:
+        supervisor = _supervise_workers(args, settings, workers)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: supervisor.stop())
+        return supervisor.watch()
     store = _open_store(settings)
     ingest = _ingest_service(settings, store)
     stop = threading.Event()

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         description="this worker's name, unique among the group's workers on one host (e.g. 1,"
         " 2, 3): its MQTT client id and spool file derive from it, so a restart finds them again",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="`lorameter ingest`/`run`: this many ingest worker processes on the shared"
+        " subscription of LORAMETER_MQTT_SHARE_GROUP (default group: lorameter), to use every"
+        " core; alarms are evaluated only with 1",
+    )
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger messages are rejected")
     tts_api_url: str = Field(
         "",
@@ -205,6 +213,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _worker_of_a_group(self) -> Settings:
+        if self.workers > 1:
+            if self.worker_id:
+                raise ValueError(
+                    "LORAMETER_WORKERS starts the workers 1..N itself: unset LORAMETER_WORKER_ID"
+                )
+            if self.mqtt_client_id:
+                raise ValueError(
+                    "LORAMETER_MQTT_CLIENT_ID names one MQTT session, but each of the"
+                    " LORAMETER_WORKERS needs its own (derived from its worker id): unset it"
+                )
+            return self
         if self.mqtt_share_group and not self.worker_id:
             raise ValueError(
                 "LORAMETER_MQTT_SHARE_GROUP needs LORAMETER_WORKER_ID, a name unique among the"

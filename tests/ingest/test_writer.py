@@ -142,3 +142,55 @@ def test_a_full_disk_is_retried_reported_and_bounded_at_stop(tmp_path: Path) -> 
         assert 99 not in acked
         assert writer.stats.snapshot()["left_unacked"] == 1
         store.close()
+
+
+class _Counting:
+    """The real store, and the size of every batch handed to it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.batches: list[int] = []
+
+    def write_uplinks(self, records):
+        self.batches.append(len(records))
+        return self.store.write_uplinks(records)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def test_live_traffic_is_written_in_groups_and_acked_after_the_write(store: Store) -> None:
+    """A trickle of one uplink a millisecond (as from a live broker) becomes a few large
+    writes, not hundreds of small ones; each ack runs only once its batch is stored."""
+    counting = _Counting(store)
+    writer = Writer(counting, linger_s=0.05)
+    acked: list[tuple[int, int]] = []  # (uplink, stored uplinks when its ack ran)
+    writer.start()
+    try:
+        for n in range(300):
+            done = partial(lambda n: acked.append((n, len(counting.store.raw_uplinks()))), n)
+            assert writer.submit(accepted(record("em-1", n), n), done)
+            time.sleep(0.001)
+        assert writer.flush(30)
+    finally:
+        writer.stop(10)
+    assert sum(counting.batches) == 300
+    assert len(counting.batches) <= 30, counting.batches  # ≥ 10 uplinks a write on average
+    assert max(counting.batches) >= 20
+    assert sorted(n for n, _ in acked) == list(range(300))
+    assert all(stored > n for n, stored in acked)  # stored (uplinks 0..n at least) before ack
+
+
+def test_a_full_queue_pushes_back_and_loses_nothing(store: Store) -> None:
+    writer = Writer(store, max_queue=5)  # not started: nothing drains the queue yet
+    for n in range(5):
+        assert writer.submit(accepted(record("em-1", n), n), timeout=0)
+    started = time.monotonic()
+    assert not writer.submit(accepted(record("em-1", 5), 5), timeout=0.2)  # refused, not lost
+    assert time.monotonic() - started >= 0.2
+    assert writer.full and writer.depth == 5
+    writer.start()
+    assert writer.submit(accepted(record("em-1", 5), 5), timeout=10)
+    assert writer.flush(30)
+    writer.stop(10)
+    assert len(store.raw_uplinks()) == 6

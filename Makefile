@@ -60,6 +60,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/decoders.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/metering.py
+	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/alarms.py
 	$(BIN)/python bench/influx_write.py
 	$(BIN)/python bench/robustness.py

@@ -47,10 +47,10 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 # The WAL is cut back to this size after each checkpoint (it grows with the largest write).
-_WAL_LIMIT_BYTES = 4 * 2**20
+_WAL_LIMIT_BYTES = 2**20
 # Free pages are given back to the file system once the spool has drained and this many bytes
 # are free (below it, the next batches reuse them).
-_SHRINK_FREE_BYTES = 4 * 2**20
+_SHRINK_FREE_BYTES = 2**20
 
 
 class SpoolFullError(StoreError):
@@ -254,35 +254,39 @@ class Spool:
         a backlog made large gives its free pages back."""
         with self._lock:
             self._sent_through = max(self._sent_through, batch.last_id)
-            self.rows = max(0, self.rows - batch.rows)
-            self.lines = max(0, self.lines - batch.lines)
-            if not self.rows:
-                self.lines = 0
+            rows = max(0, self.rows - batch.rows)
             try:
-                with self._db:
-                    if rejected:
-                        now = time.time()
-                        self._db.executemany(
-                            "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
-                            [(now, error, 1, line) for line, error in rejected],
-                        )
-                    self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
-            except sqlite3.Error as exc:
-                if not self._purge_failed:
-                    log.error(
-                        "cannot delete sent batches from the InfluxDB spool %s (%s): free disk"
-                        " space; sending goes on, and they are deleted once there is room",
-                        self.path,
-                        exc,
+                self._delete_sent(rejected)
+                if not rows:
+                    self._shrink()
+            finally:  # the counts change last: a flush returns once the file has shrunk
+                self.rows = rows
+                self.lines = max(0, self.lines - batch.lines) if rows else 0
+
+    def _delete_sent(self, rejected: Sequence[tuple[str, str]]) -> None:
+        try:
+            with self._db:
+                if rejected:
+                    now = time.time()
+                    self._db.executemany(
+                        "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
+                        [(now, error, 1, line) for line, error in rejected],
                     )
-                self._purge_failed = True
-                self.full = self.full or "full" in str(exc)
-                return
-            if self._purge_failed:
-                log.warning("sent batches deleted from the spool %s again", self.path)
-            self._purge_failed = False
-            if not self.rows:
-                self._shrink()
+                self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
+        except sqlite3.Error as exc:
+            if not self._purge_failed:
+                log.error(
+                    "cannot delete sent batches from the InfluxDB spool %s (%s): free disk"
+                    " space; sending goes on, and they are deleted once there is room",
+                    self.path,
+                    exc,
+                )
+            self._purge_failed = True
+            self.full = self.full or "full" in str(exc)
+            return
+        if self._purge_failed:
+            log.warning("sent batches deleted from the spool %s again", self.path)
+        self._purge_failed = False
 
     def _shrink(self) -> None:
         """Give free pages back to the file system, and cut the WAL (the spool is empty)."""
@@ -290,7 +294,8 @@ class Spool:
             free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
             if free * self.page_size < _SHRINK_FREE_BYTES:
                 return
-            self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            # executescript steps the pragma to its end (execute() frees a single page)
+            self._db.executescript("PRAGMA incremental_vacuum;")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:  # a file that cannot shrink now still works
             log.info("the InfluxDB spool %s could not shrink now: %s", self.path, exc)

@@ -141,6 +141,68 @@ def test_spool_survives_a_process_restart(server: Influxd, spool_path: Path) -> 
         second.close()
 
 
+def test_spool_file_shrinks_after_draining(server: Influxd, spool_path: Path) -> None:
+    """A backlog grows the spool file; once InfluxDB took it, the file gives the space back."""
+    url = server.new_database_url()
+    server.query(f'CREATE DATABASE "{_db(url)}"')
+    server.stop()
+    store = _open(url, spool_path, close_timeout_s=0.5)
+    try:
+        for start in range(0, 8_000, 1_000):
+            store.write_uplinks([record(f"em-{m % 50}", m) for m in range(start, start + 1_000)])
+        backlog = store.spool.size()
+        assert backlog > 4 * 2**20  # the lines are in the file (and its WAL)
+        server.start()
+        assert store.flush(60)
+        assert _count(server, url) == 8_000
+        drained = store.spool.size()
+        assert drained < backlog / 4, (backlog, drained)
+        # it still works as a spool and still knows the dedup keys
+        assert store.write_uplinks([record("em-1", 1), record("em-1", 9_000)]).written == 1
+        assert store.flush(10)
+        assert _count(server, url) == 8_001
+    finally:
+        store.close()
+
+
+def test_older_spool_file_keeps_its_lines_and_dedup_keys(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    """A spool written by an earlier version (unique index on the keys, no incremental vacuum)
+    is converted when opened, and what it held is sent and remembered."""
+    old = record("em-1", 0)
+    with sqlite3.connect(spool_path) as db:
+        db.executescript(
+            """
+            CREATE TABLE spool (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                lines INTEGER NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+            CREATE TABLE rejected (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                error TEXT NOT NULL, lines INTEGER NOT NULL, body TEXT NOT NULL);
+            """
+        )
+        db.execute("INSERT INTO seen (key) VALUES (?)", (old.raw.dedup_key,))
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        result = store.write_uplinks([old, record("em-1", 15), record("em-1", 15)])
+        assert (result.written, result.duplicates) == (1, 2)
+        assert store.flush(10)
+        assert _count(influxd, url) == 1
+    finally:
+        store.close()
+    with sqlite3.connect(spool_path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 2
+        (schema,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'seen'").fetchone()
+        assert "UNIQUE" not in schema
+    reopened = _open(url, spool_path)
+    try:
+        assert reopened.write_uplinks([old, record("em-1", 15)]).duplicates == 2
+    finally:
+        reopened.close()
+
+
 def test_old_spool_is_unhealthy(tmp_path: Path) -> None:
     url = f"influxdb://127.0.0.1:{free_port()}/lorameter"
     store = _open(url, tmp_path / "spool.db", spool_max_age_s=0.2, close_timeout_s=0.5)

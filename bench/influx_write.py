@@ -114,10 +114,10 @@ def main() -> None:
         stores: dict[int, list[float]] = {n: [] for n in args.per_call}
         for n in range(args.rounds):
             bares.append(bare_post(server.base_url, f"bare{n}", lines, args.batch))
-            for per_call, seconds in stores.items():
+            for per_call, runs in stores.items():
                 url = server.new_database_url()
                 spool = work / f"spool-{per_call}-{n}.db"
-                seconds.append(through_store(url, spool, batch, per_call))
+                runs.append(through_store(url, spool, batch, per_call))
         bare = statistics.median(bares)
         print(
             f"bare bulk POST /write ({args.batch} lines/request): {len(lines) / bare:,.0f} lines/s"

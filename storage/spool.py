@@ -105,6 +105,7 @@ class Spool:
         # head(), deleted again at the next chance, sent once more only after a restart.
         self._sent_through = 0
         self._purge_failed = False
+        self.last_id = 0  # of the newest row this process spooled
         self._lock_file = _lock(path) if exclusive else None
         self._reader: sqlite3.Connection | None = None
         try:
@@ -195,10 +196,12 @@ class Spool:
                             zip(itertools.count(first_id), fresh, strict=False),
                         )
                     now = time.time()
-                    self._db.executemany(
-                        "INSERT INTO spool (created, lines, body) VALUES (?,?,?)",
-                        [(now, len(chunk), "\n".join(chunk)) for chunk in chunks],
-                    )
+                    for chunk in chunks:
+                        cursor = self._db.execute(
+                            "INSERT INTO spool (created, lines, body) VALUES (?,?,?)",
+                            (now, len(chunk), "\n".join(chunk)),
+                        )
+                        self.last_id = int(cursor.lastrowid or 0)
                     if self._since_prune + len(fresh) >= 1_000:
                         self._db.execute(
                             "DELETE FROM seen WHERE id < ?",
@@ -287,6 +290,11 @@ class Spool:
         if self._purge_failed:
             log.warning("sent batches deleted from the spool %s again", self.path)
         self._purge_failed = False
+
+    @property
+    def sent_through(self) -> int:
+        """The id of the newest row InfluxDB took (every row up to it is sent)."""
+        return self._sent_through
 
     def _shrink(self) -> None:
         """Give free pages back to the file system, and cut the WAL (the spool is empty)."""

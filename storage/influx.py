@@ -147,7 +147,6 @@ class InfluxStore:
         self._generation = 0  # own writes that change device summaries
         self._summaries: _Summaries | None = None
         self._types: FieldTypes | None = None
-        self._tag_columns: dict[str, set[str]] = {}
         self._counts: _Counts | None = None
         # (spool row id, uplinks, dead letters by reason) of own writes InfluxDB may not have
         # yet: a recount adds those it had not taken when the count began.
@@ -300,22 +299,17 @@ class InfluxStore:
         return reading_rows(results, self._field_types(result_columns(results)), limit)
 
     def _field_types(self, columns: Mapping[str, set[str]]) -> FieldTypes:
-        """``SHOW FIELD KEYS``, kept: asked again only for a column it does not know (a new
-        field, or a tag not seen before)."""
+        """``SHOW FIELD KEYS``, kept: asked again when a result has a field it does not know
+        (the reads that use it select fields only, so every column but time is one)."""
         with self._kept:
-            types, tags = self._types, self._tag_columns
-            if types is not None and all(
-                c in types.get(m, {}) or c in tags.get(m, ()) or c == "time"
-                for m, names in columns.items()
-                for c in names
-            ):
-                return types
+            types = self._types
+        if types is not None and all(
+            c in types.get(m, {}) or c == "time" for m, names in columns.items() for c in names
+        ):
+            return types
         fresh = field_types(self._query(["SHOW FIELD KEYS"], sync=False)[0])
         with self._kept:
             self._types = fresh
-            for m, names in columns.items():
-                known = fresh.get(m, {})
-                self._tag_columns.setdefault(m, set()).update(c for c in names if c not in known)
         return fresh
 
     def raw_uplinks(

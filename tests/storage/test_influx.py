@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from storage import StoreError
 from storage.base import RecordError
 from storage.influx import InfluxStore
+from storage.influx_schema import uplink_lines
+from storage.schema import from_ns
 from tests.influxd import Influxd, start_influxd
 from tests.services import fill_disk, free_port, small_disk
-from tests.storage.records import at, record
+from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
 
@@ -490,5 +493,104 @@ def test_a_crash_in_the_sender_is_counted_and_survived(
         assert _count(influxd, url) == 1
         extra = store.health().extra
         assert extra["sender_crashes"] == 1 and extra["sender_alive"] is True
+    finally:
+        store.close()
+
+
+def _write_directly(server: Influxd, url: str, line: str) -> None:
+    """A point another process wrote (InfluxDB's own /write, not this store)."""
+    response = httpx.post(
+        f"{server.base_url}/write", params={"db": _db(url), "precision": "ns"}, content=line
+    )
+    assert response.status_code == 204, response.text
+
+
+def test_health_counts_are_kept_own_writes_added_others_seen_after_the_ttl(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, counts_ttl_s=0.5)
+    try:
+        store.write_uplinks([record("em-1", m) for m in range(3)])
+        assert store.flush(5)
+        assert store.health().uplinks == 3
+        _write_directly(influxd, url, "uplink,device=other f_port=1i 1")
+        store.write_uplinks([record("em-1", 3)])  # own write: counted at once
+        store.write_dead_letters([dead_letter(0), dead_letter(1, "bad_base64")])
+        health = store.health()
+        assert (health.uplinks, dict(health.dead_letters)) == (4, {"not_json": 1, "bad_base64": 1})
+        time.sleep(0.6)
+        store.health()  # older than counts_ttl_s: recounted in the background
+        deadline = time.monotonic() + 5
+        while store.health().uplinks != 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = store.health()
+        assert (health.uplinks, dict(health.dead_letters)) == (5, {"not_json": 1, "bad_base64": 1})
+        assert health.ok, health.detail
+    finally:
+        store.close()
+
+
+def test_a_reader_keeps_counts_but_sees_influxdb_go_down(server: Influxd, spool_path: Path) -> None:
+    url = server.new_database_url()
+    writer = _open(url, spool_path)
+    writer.write_uplinks([record("em-1", 0)])
+    assert writer.flush(5)
+    writer.close()
+    reader = _open(url, spool_path, sender=False)
+    try:
+        assert reader.health().ok and reader.health().uplinks == 1
+        server.stop()
+        health = reader.health()
+        assert not health.ok and health.extra["error_kind"] == "unreachable"
+    finally:
+        reader.close()
+
+
+def test_device_summaries_are_kept_for_a_while_and_own_writes_show_at_once(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, summary_ttl_s=0.5)
+    try:
+        store.write_uplinks([record("em-1", 0)])
+        assert [d.device for d in store.devices()] == ["em-1"]
+        other = record("em-2", 5)
+        for line in uplink_lines(other):
+            _write_directly(influxd, url, line)
+        assert [d.device for d in store.devices()] == ["em-1"]  # kept
+        summary = store.device("em-1")
+        assert summary is not None and summary.uplinks == 1
+        store.write_uplinks([record("em-1", 15)])  # own write: not kept any more
+        summary = store.device("em-1")
+        assert summary is not None and (summary.uplinks, summary.last_seen) == (2, at(15))
+        assert [d.device for d in store.devices()] == ["em-1", "em-2"]
+        _write_directly(influxd, url, uplink_lines(record("em-3", 5))[0])
+        time.sleep(0.6)  # older than summary_ttl_s: asked again
+        assert [d.device for d in store.devices()] == ["em-1", "em-2", "em-3"]
+    finally:
+        store.close()
+
+
+def test_readings_see_a_field_written_after_the_field_types_were_kept(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        store.write_uplinks([record("em-1", 0, {"energy_import_kwh": 1.0})])
+        assert [dict(r.values) for r in store.readings("em-1", at(0), at(1))] == [
+            {"energy_import_kwh": 1.0}
+        ]
+        store.write_uplinks([record("em-1", 1, {"energy_import_kwh": 2.0, "error_flags": 3})])
+        _write_directly(influxd, url, 'electricity,device=em-1 custom_note="hi" 1')
+        rows = store.readings("em-1", at(0), at(2))
+        assert [dict(r.values) for r in rows] == [
+            {"energy_import_kwh": 1.0},
+            {"energy_import_kwh": 2.0, "error_flags": 3},
+        ]
+        assert type(rows[1].values["error_flags"]) is int
+        (note,) = store.readings("em-1", from_ns(0), from_ns(1_000))
+        assert dict(note.values) == {"custom_note": "hi"}
     finally:
         store.close()

@@ -146,6 +146,7 @@ class InfluxStore:
         self._kept = threading.Lock()
         self._generation = 0  # own writes that change device summaries
         self._summaries: _Summaries | None = None
+        self._one_device: dict[str, _Summaries] = {}  # device(): one device asked for
         self._types: FieldTypes | None = None
         self._counts: _Counts | None = None
         # (spool row id, uplinks, dead letters by reason) of own writes InfluxDB may not have
@@ -247,8 +248,27 @@ class InfluxStore:
         kept = self._kept_summaries()
         if kept is not None:
             return kept.get(device)
+        with self._kept:
+            one = self._one_device.get(device)
+            if one is not None and self._fresh(one):
+                return one.by_device.get(device)
+            generation = self._generation
+        started = time.monotonic()
         found = device_summaries(self._query(device_statements(device)))
+        with self._kept:
+            if generation == self._generation and not (self.writes and self.spool.rows):
+                if len(self._one_device) >= 10_000:
+                    self._one_device.clear()
+                self._one_device[device] = _Summaries(
+                    started, generation, {s.device: s for s in found}
+                )
         return found[0] if found else None
+
+    def _fresh(self, kept: _Summaries) -> bool:
+        """Whether kept summaries still hold (``self._kept`` held)."""
+        return (
+            kept.generation == self._generation and time.monotonic() - kept.at < self.summary_ttl_s
+        )
 
     def _kept_summaries(self) -> dict[str, DeviceSummary] | None:
         """The summaries of every device, if asked for lately and unchanged by own writes since.
@@ -259,13 +279,7 @@ class InfluxStore:
         """
         with self._kept:
             kept = self._summaries
-            if (
-                kept is not None
-                and kept.generation == self._generation
-                and time.monotonic() - kept.at < self.summary_ttl_s
-            ):
-                return kept.by_device
-        return None
+            return kept.by_device if kept is not None and self._fresh(kept) else None
 
     def _device_summaries(self) -> dict[str, DeviceSummary]:
         kept = self._kept_summaries()

@@ -554,11 +554,16 @@ def test_device_summaries_are_kept_for_a_while_and_own_writes_show_at_once(
     store = _open(url, spool_path, summary_ttl_s=0.5)
     try:
         store.write_uplinks([record("em-1", 0)])
-        assert [d.device for d in store.devices()] == ["em-1"]
+        assert store.device("em-2") is None  # one device asked for: kept as well
+        _write_directly(influxd, url, uplink_lines(record("em-2", 1))[0])
+        assert store.device("em-2") is None
+        time.sleep(0.6)
+        assert store.device("em-2") is not None
+        assert [d.device for d in store.devices()] == ["em-1", "em-2"]
         other = record("em-2", 5)
         for line in uplink_lines(other):
             _write_directly(influxd, url, line)
-        assert [d.device for d in store.devices()] == ["em-1"]  # kept
+        assert store.device("em-2").uplinks == 1  # type: ignore[union-attr]  # kept
         summary = store.device("em-1")
         assert summary is not None and summary.uplinks == 1
         store.write_uplinks([record("em-1", 15)])  # own write: not kept any more

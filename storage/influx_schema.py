@@ -58,6 +58,7 @@ Row = dict[str, Any]
 def uplink_lines(record: UplinkRecord) -> list[str]:
     """The line protocol of one uplink: its raw form, and its points unless simulated."""
     raw = record.raw
+    received_ns = to_ns(raw.received_at)
     lines = [
         encode_line(
             UPLINK,
@@ -74,12 +75,19 @@ def uplink_lines(record: UplinkRecord) -> list[str]:
                 "meter": raw.meter,
                 "simulated": raw.simulated,
             },
-            to_ns(raw.received_at),
+            received_ns,
         )
     ]
     if not raw.simulated:
+        # most points are at the receive time: its nanoseconds are worked out once
         lines.extend(
-            encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in record.points
+            encode_line(
+                p.measurement,
+                p.tags,
+                p.fields,
+                received_ns if p.time == raw.received_at else to_ns(p.time),
+            )
+            for p in record.points
         )
         lines.extend(_sighting_line(s) for s in record.sightings)
     return lines

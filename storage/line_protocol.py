@@ -63,7 +63,9 @@ def escape_tag_value(value: str) -> str:
 
 def escape_string(value: str) -> str:
     """A string field value, quoted: backslashes and double quotes escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
 
 
 def encode_field(name: str, value: Value) -> str:

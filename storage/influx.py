@@ -288,7 +288,8 @@ class InfluxStore:
         with self._kept:
             generation = self._generation
         started = time.monotonic()
-        results = self._query(device_statements(None))
+        # a series per device: summing up a fleet takes InfluxDB seconds; give it its time
+        results = self._query(device_statements(None), timeout=SERIES_TIMEOUT_S)
         by_device = {s.device: s for s in device_summaries(results)}
         with self._kept:
             # kept only if InfluxDB had every own write (nothing spooled, none since)

@@ -320,15 +320,19 @@ def reading_rows(
             measurement = str(series["name"])
             known = types.get(measurement, {})
             names: list[str] = series["columns"]
-            columns = [(i, n, _TYPED.get(known[n], str)) for i, n in enumerate(names) if n in known]
-            in_order = [n for _, n, _ in columns] == sorted(n for _, n, _ in columns)
-            time_at = names.index("time")
+            table = list(zip(*series.get("values", []), strict=True))  # column by column
+            if not table:
+                continue
+            fields = [n for n in names if n in known]
+            columns = [_typed_column(known[n], table[names.index(n)]) for n in fields]
+            in_order = fields == sorted(fields)
             last_ns: int | None = None
-            for row in series.get("values", []):
-                values = {name: typed(row[i]) for i, name, typed in columns if row[i] is not None}
+            for time_ns, row in zip(
+                table[names.index("time")], zip(*columns, strict=True), strict=True
+            ):
+                values = {name: v for name, v in zip(fields, row, strict=True) if v is not None}
                 if not values:
                     continue
-                time_ns = int(row[time_at])
                 if time_ns == last_ns:
                     values = {**rows[-1][2], **values}
                     rows[-1] = (time_ns, measurement, _sorted(values))
@@ -338,6 +342,17 @@ def reading_rows(
     if sum(len(_series(r)) for r in results) > 1:
         rows.sort(key=lambda row: (row[0], row[1]))
     return [ReadingRow(_utc(time_ns), m, values) for time_ns, m, values in rows[:limit]]
+
+
+def _typed_column(kind: str, column: Sequence[Any]) -> Sequence[Value | None]:
+    """A column's values with their type back: JSON prints the float 95.0 as 95; strings,
+    booleans and integers arrive as such."""
+    if kind == "float":
+        return [None if v is None else float(v) for v in column]
+    typed = _TYPED.get(kind, str)
+    if all(v is None or type(v) is typed for v in column):
+        return column
+    return [None if v is None else typed(v) for v in column]
 
 
 def _sorted(values: dict[str, Value]) -> dict[str, Value]:

@@ -70,6 +70,9 @@ __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
 log = logging.getLogger("lorameter.storage.influx")
 
 SERIES_TIMEOUT_S = 120.0
+# Own writes remembered for a recount at most (older ones merge: memory stays bounded while
+# InfluxDB is down; a recount during the drain may then count a few of them twice until the next).
+_MAX_SPOOLED = 10_000
 
 
 @dataclass
@@ -154,6 +157,7 @@ class InfluxStore:
         self._spooled: deque[tuple[int, int, Counter[str] | None]] = deque()
         self._recount_lock = threading.Lock()
         self._recounting = False
+        self._deletions = 0  # a count begun before a deletion is not kept
         if sender:
             if create_database:
                 self.sender.ensure_database()
@@ -211,6 +215,12 @@ class InfluxStore:
             sent = self.spool.sent_through
             while self._spooled and self._spooled[0][0] <= sent:
                 self._spooled.popleft()
+        if len(self._spooled) > _MAX_SPOOLED:  # a long outage: the oldest half as one entry
+            merged = [self._spooled.popleft() for _ in range(_MAX_SPOOLED // 2)]
+            total: Counter[str] = Counter()
+            for _, _, letters in merged:
+                total.update(letters or {})
+            self._spooled.appendleft((merged[-1][0], sum(m[1] for m in merged), total))
 
     def _check_sender(self) -> None:
         if not self.writes:
@@ -392,6 +402,7 @@ class InfluxStore:
         # InfluxQL deletes by tags and time only; a letter's time is unique (its sequence).
         with self._kept:
             self._counts = None  # counted again at the next /health
+            self._deletions += 1
         for start in range(0, len(keys), 500):
             self._query(
                 [
@@ -422,7 +433,7 @@ class InfluxStore:
     def _count(self) -> _Counts:
         """Count uplinks and dead letters in InfluxDB; own writes it had not taken are added."""
         with self._kept:
-            sent = self.spool.sent_through
+            sent, deletions = self.spool.sent_through, self._deletions
         results = self.target.query(
             self._client(),
             [
@@ -442,7 +453,8 @@ class InfluxStore:
             for _, uplinks, dead in self._spooled:
                 counts.uplinks += uplinks
                 counts.dead.update(dead or {})
-            self._counts = counts
+            if deletions == self._deletions:
+                self._counts = counts
         return counts
 
     def _recount(self) -> None:
@@ -455,10 +467,10 @@ class InfluxStore:
         finally:
             self._recounting = False
 
-    def _kept_counts(self) -> _Counts:
+    def _kept_counts(self) -> tuple[_Counts, bool]:
         """Counts kept from the last count, plus own writes: /health does not recount 10 million
         points each time; a count older than ``counts_ttl_s`` is redone in the background, and
-        meanwhile a ``/ping`` tells whether InfluxDB answers."""
+        meanwhile a ``/ping`` tells whether InfluxDB answers. True: the counts were kept."""
         with self._kept:
             counts = self._counts
             stale = counts is not None and time.monotonic() - counts.at > self.counts_ttl_s
@@ -469,16 +481,17 @@ class InfluxStore:
                 counts = _Counts(counts.at, counts.uplinks, Counter(counts.dead))
         if counts is None:
             with self._recount_lock:
-                return self._count()
-        self.target.ping(self._client(), timeout=min(self.timeout_s, 3.0))
-        return counts
+                return self._count(), False
+        return counts, True
 
     def health(self) -> StoreHealth:
         problems: list[str] = []
         uplinks, dead = 0, {}
         try:
-            counts = self._kept_counts()
+            counts, kept = self._kept_counts()
             uplinks, dead = counts.uplinks, dict(counts.dead)
+            if kept:
+                self.target.ping(self._client(), timeout=min(self.timeout_s, 3.0))
             query_error: InfluxError | None = None
         except InfluxError as exc:
             query_error = exc

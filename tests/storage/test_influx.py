@@ -600,3 +600,27 @@ def test_readings_see_a_field_written_after_the_field_types_were_kept(
         assert dict(note.values) == {"custom_note": "hi"}
     finally:
         store.close()
+
+
+def test_own_writes_kept_for_counting_stay_bounded_in_an_outage(
+    server: Influxd, spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("storage.influx._MAX_SPOOLED", 10)
+    url = server.new_database_url()
+    server.query(f'CREATE DATABASE "{_db(url)}"')
+    store = _open(url, spool_path, close_timeout_s=0.5)
+    try:
+        assert store.health().uplinks == 0
+        server.stop()
+        for minute in range(30):
+            store.write_uplinks([record("em-1", minute)])
+        store.write_dead_letters([dead_letter(0)])
+        assert len(store._spooled) <= 10
+        assert (store.health().uplinks, dict(store.health().dead_letters)) == (30, {"not_json": 1})
+        server.start()
+        assert store.flush(10)
+        assert _count(server, url) == 30
+        store.delete_dead_letters([])  # counts again
+        assert (store.health().uplinks, dict(store.health().dead_letters)) == (30, {"not_json": 1})
+    finally:
+        store.close()

@@ -1,13 +1,16 @@
 """InfluxDB write figures: readings/s through the store vs bare bulk POST /write; spool drain.
 
-Starts its own influxd (Debian's 1.6) on free ports in a temp dir.
+Starts its own influxd (Debian's 1.6) on free ports in a temp dir. The anchor is a bare bulk
+POST of the very lines the store writes (generated beforehand, so it costs nothing of ours);
+rounds interleave anchor and store runs, and the ratios are medians over the rounds.
 
-    .venv/bin/python bench/influx_write.py [--uplinks 50000]
+    .venv/bin/python bench/influx_write.py [--uplinks 50000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,6 +95,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uplinks", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=5_000, help="lines per bare POST")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved anchor/store rounds")
+    parser.add_argument(
+        "--per-call", type=int, nargs="+", default=[1000, 1], help="uplinks per write_uplinks"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-influx-"))
@@ -103,18 +110,27 @@ def main() -> None:
         print(f"machine: {machine()}")
         print(f"{args.uplinks} uplinks = {len(lines)} lines (medium point + radio + raw uplink)")
 
-        bare = bare_post(server.base_url, "bare", lines, args.batch)
+        bares: list[float] = []
+        stores: dict[int, list[float]] = {n: [] for n in args.per_call}
+        for n in range(args.rounds):
+            bares.append(bare_post(server.base_url, f"bare{n}", lines, args.batch))
+            for per_call, runs in stores.items():
+                url = server.new_database_url()
+                spool = work / f"spool-{per_call}-{n}.db"
+                runs.append(through_store(url, spool, batch, per_call))
+        bare = statistics.median(bares)
         print(
             f"bare bulk POST /write ({args.batch} lines/request): {len(lines) / bare:,.0f} lines/s"
-            f" = {readings / bare:,.0f} readings/s"
+            f" = {readings / bare:,.0f} readings/s (median of {args.rounds} rounds)"
         )
-        for per_call in (1000, 1):
-            url = server.new_database_url()
-            seconds = through_store(url, work / f"spool-{per_call}.db", batch, per_call)
+        for per_call, times in stores.items():
+            seconds = statistics.median(times)
+            ratios = [b / s for b, s in zip(bares, times, strict=True)]
             print(
                 f"store.write_uplinks ({per_call} uplinks/call) → InfluxDB:"
                 f" {readings / seconds:,.0f} readings/s, {len(lines) / seconds:,.0f} lines/s,"
-                f" {bare / seconds:.2f} x bare POST"
+                f" {statistics.median(ratios):.2f} x bare POST (median of the rounds' ratios,"
+                f" {min(ratios):.2f} to {max(ratios):.2f})"
             )
         url = server.new_database_url()
         server.query(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')

@@ -14,7 +14,10 @@ import itertools
 import logging
 import shutil
 import threading
-from collections.abc import Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,17 @@ from storage.influx_http import InfluxError, parse_url
 from storage.influx_schema import (
     DEAD_LETTER,
     UPLINK,
+    FieldTypes,
     dead_letter_line,
+    dead_letter_reason,
     dead_letter_rows,
     device_statements,
     device_summaries,
+    field_types,
     raw_uplink_rows,
     reading_rows,
-    reading_statements,
+    reading_statement,
+    result_columns,
     series_points,
     series_statements,
     stored_dead_letter_rows,
@@ -63,6 +70,28 @@ __all__ = ["DEAD_LETTER", "UPLINK", "InfluxStore", "uplink_lines"]
 log = logging.getLogger("lorameter.storage.influx")
 
 SERIES_TIMEOUT_S = 120.0
+# Own writes remembered for a recount at most (older ones merge: memory stays bounded while
+# InfluxDB is down; a recount during the drain may then count a few of them twice until the next).
+_MAX_SPOOLED = 10_000
+
+
+@dataclass
+class _Summaries:
+    """Device summaries as InfluxDB gave them, and when (monotonic) / after which own write."""
+
+    at: float
+    generation: int
+    by_device: dict[str, DeviceSummary]
+
+
+@dataclass
+class _Counts:
+    """The uplinks and dead letters InfluxDB holds, kept: counted at ``at`` (monotonic), plus
+    what this process has spooled since."""
+
+    at: float
+    uplinks: int
+    dead: Counter[str] = field(default_factory=Counter)
 
 
 class InfluxStore:
@@ -88,6 +117,8 @@ class InfluxStore:
         dedup_keys: int = 200_000,
         create_database: bool = True,
         sender: bool = True,
+        summary_ttl_s: float = 10.0,
+        counts_ttl_s: float = 60.0,
     ) -> None:
         self.target = parse_url(url, token=token)
         self.spool_max_age_s = spool_max_age_s
@@ -112,6 +143,21 @@ class InfluxStore:
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
+        # Kept answers (see devices(), health() and readings()), under one lock.
+        self.summary_ttl_s = summary_ttl_s
+        self.counts_ttl_s = counts_ttl_s
+        self._kept = threading.Lock()
+        self._generation = 0  # own writes that change device summaries
+        self._summaries: _Summaries | None = None
+        self._one_device: dict[str, _Summaries] = {}  # device(): one device asked for
+        self._types: FieldTypes | None = None
+        self._counts: _Counts | None = None
+        # (spool row id, uplinks, dead letters by reason) of own writes InfluxDB may not have
+        # yet: a recount adds those it had not taken when the count began.
+        self._spooled: deque[tuple[int, int, Counter[str] | None]] = deque()
+        self._recount_lock = threading.Lock()
+        self._recounting = False
+        self._deletions = 0  # a count begun before a deletion is not kept
         if sender:
             if create_database:
                 self.sender.ensure_database()
@@ -132,22 +178,49 @@ class InfluxStore:
                     f" {record.raw.device!r}: {exc}"
                 ) from exc
             entries.append((record.raw.dedup_key, lines))
-        new = self.spool.enqueue(entries)
+        with self._kept:
+            new = self.spool.enqueue(entries)
+            written = sum(new)
+            if written:
+                self._generation += 1
+                self._spooled_write(written, None)
         self.sender.queued()
-        written = sum(new)
         return WriteResult(written=written, duplicates=len(new) - written)
 
     def write_points(self, points: Sequence[Point]) -> None:
         self._check_sender()
         lines = [encode_line(p.measurement, p.tags, p.fields, to_ns(p.time)) for p in points]
         if lines:
-            self.spool.enqueue([(None, lines)])
+            with self._kept:
+                self.spool.enqueue([(None, lines)])
+                self._generation += 1
             self.sender.queued()
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         self._check_sender()
-        self.spool.enqueue([(None, [self._dead_letter_line(d) for d in letters])])
+        lines = [self._dead_letter_line(d) for d in letters]
+        with self._kept:
+            self.spool.enqueue([(None, lines)])
+            self._spooled_write(0, Counter(dead_letter_reason(d) for d in letters))
         self.sender.queued()
+
+    def _spooled_write(self, uplinks: int, dead: Counter[str] | None) -> None:
+        """Count what was just spooled (``self._kept`` held)."""
+        if self._counts is not None:
+            self._counts.uplinks += uplinks
+            if dead:
+                self._counts.dead.update(dead)
+        self._spooled.append((self.spool.last_id, uplinks, dead))
+        if len(self._spooled) > 1024:  # what InfluxDB took is in any later count
+            sent = self.spool.sent_through
+            while self._spooled and self._spooled[0][0] <= sent:
+                self._spooled.popleft()
+        if len(self._spooled) > _MAX_SPOOLED:  # a long outage: the oldest half as one entry
+            merged = [self._spooled.popleft() for _ in range(_MAX_SPOOLED // 2)]
+            total: Counter[str] = Counter()
+            for _, _, letters in merged:
+                total.update(letters or {})
+            self._spooled.appendleft((merged[-1][0], sum(m[1] for m in merged), total))
 
     def _check_sender(self) -> None:
         if not self.writes:
@@ -179,11 +252,60 @@ class InfluxStore:
         return self.target.query(self._client(), statements, timeout=timeout)
 
     def devices(self) -> list[DeviceSummary]:
-        return device_summaries(self._query(device_statements(None)))
+        return list(self._device_summaries().values())
 
     def device(self, device: str) -> DeviceSummary | None:
+        kept = self._kept_summaries()
+        if kept is not None:
+            return kept.get(device)
+        with self._kept:
+            one = self._one_device.get(device)
+            if one is not None and self._fresh(one):
+                return one.by_device.get(device)
+            generation = self._generation
+        started = time.monotonic()
         found = device_summaries(self._query(device_statements(device)))
+        with self._kept:
+            if generation == self._generation and not (self.writes and self.spool.rows):
+                if len(self._one_device) >= 10_000:
+                    self._one_device.clear()
+                self._one_device[device] = _Summaries(
+                    started, generation, {s.device: s for s in found}
+                )
         return found[0] if found else None
+
+    def _fresh(self, kept: _Summaries) -> bool:
+        """Whether kept summaries still hold (``self._kept`` held)."""
+        return (
+            kept.generation == self._generation and time.monotonic() - kept.at < self.summary_ttl_s
+        )
+
+    def _kept_summaries(self) -> dict[str, DeviceSummary] | None:
+        """The summaries of every device, if asked for lately and unchanged by own writes since.
+
+        Summing up 10,000 devices takes InfluxDB seconds (a series per device), so the answer
+        is kept ``summary_ttl_s``; this process's own writes make it stale at once (a caller
+        reads its own writes), another process's writes show once it expires.
+        """
+        with self._kept:
+            kept = self._summaries
+            return kept.by_device if kept is not None and self._fresh(kept) else None
+
+    def _device_summaries(self) -> dict[str, DeviceSummary]:
+        kept = self._kept_summaries()
+        if kept is not None:
+            return kept
+        with self._kept:
+            generation = self._generation
+        started = time.monotonic()
+        # a series per device: summing up a fleet takes InfluxDB seconds; give it its time
+        results = self._query(device_statements(None), timeout=SERIES_TIMEOUT_S)
+        by_device = {s.device: s for s in device_summaries(results)}
+        with self._kept:
+            # kept only if InfluxDB had every own write (nothing spooled, none since)
+            if generation == self._generation and not (self.writes and self.spool.rows):
+                self._summaries = _Summaries(started, generation, by_device)
+        return by_device
 
     def unregistered_meters(self) -> list[UnregisteredMeter]:
         return unregistered_meter_rows(self._query(unregistered_meter_statements()))
@@ -198,8 +320,22 @@ class InfluxStore:
     ) -> list[ReadingRow]:
         if limit <= 0:
             return []
-        statements = reading_statements(device, to_ns(start), to_ns(end), fields, limit)
-        return reading_rows(self._query(statements), limit)
+        results = self._query([reading_statement(device, to_ns(start), to_ns(end), fields, limit)])
+        return reading_rows(results, self._field_types(result_columns(results)), limit)
+
+    def _field_types(self, columns: Mapping[str, set[str]]) -> FieldTypes:
+        """``SHOW FIELD KEYS``, kept: asked again when a result has a field it does not know
+        (the reads that use it select fields only, so every column but time is one)."""
+        with self._kept:
+            types = self._types
+        if types is not None and all(
+            c in types.get(m, {}) or c == "time" for m, names in columns.items() for c in names
+        ):
+            return types
+        fresh = field_types(self._query(["SHOW FIELD KEYS"], sync=False)[0])
+        with self._kept:
+            self._types = fresh
+        return fresh
 
     def raw_uplinks(
         self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
@@ -264,6 +400,9 @@ class InfluxStore:
 
     def delete_dead_letters(self, keys: Sequence[str]) -> None:
         # InfluxQL deletes by tags and time only; a letter's time is unique (its sequence).
+        with self._kept:
+            self._counts = None  # counted again at the next /health
+            self._deletions += 1
         for start in range(0, len(keys), 500):
             self._query(
                 [
@@ -274,6 +413,8 @@ class InfluxStore:
 
     def delete_readings(self, device: str) -> None:
         # sync: spooled points of the device reach InfluxDB first, so none arrive after this
+        with self._kept:
+            self._generation += 1
         self._query(
             [f"DELETE FROM {quote_ident(m)} WHERE device = {quote_literal(device)}" for m in MEDIA]
         )
@@ -289,22 +430,68 @@ class InfluxStore:
             return from_ns(int(series["values"][0][0]))
         return None
 
+    def _count(self) -> _Counts:
+        """Count uplinks and dead letters in InfluxDB; own writes it had not taken are added."""
+        with self._kept:
+            sent, deletions = self.spool.sent_through, self._deletions
+        results = self.target.query(
+            self._client(),
+            [
+                f"SELECT count(f_port) FROM {UPLINK}",
+                f"SELECT count(topic) FROM {DEAD_LETTER} GROUP BY reason",
+            ],
+            timeout=min(self.timeout_s, 3.0),  # /health answers even if InfluxDB hangs
+        )
+        counts = _Counts(time.monotonic(), 0)
+        for series in results[0].get("series", []):
+            counts.uplinks = int(series["values"][0][1])
+        for series in results[1].get("series", []):
+            counts.dead[str(series["tags"]["reason"])] = int(series["values"][0][1])
+        with self._kept:
+            while self._spooled and self._spooled[0][0] <= sent:
+                self._spooled.popleft()
+            for _, uplinks, dead in self._spooled:
+                counts.uplinks += uplinks
+                counts.dead.update(dead or {})
+            if deletions == self._deletions:
+                self._counts = counts
+        return counts
+
+    def _recount(self) -> None:
+        """A background recount (kept counts are old): see what other processes wrote."""
+        try:
+            with self._recount_lock:
+                self._count()
+        except InfluxError as exc:
+            log.info("could not recount InfluxDB: %s", exc)
+        finally:
+            self._recounting = False
+
+    def _kept_counts(self) -> tuple[_Counts, bool]:
+        """Counts kept from the last count, plus own writes: /health does not recount 10 million
+        points each time; a count older than ``counts_ttl_s`` is redone in the background, and
+        meanwhile a ``/ping`` tells whether InfluxDB answers. True: the counts were kept."""
+        with self._kept:
+            counts = self._counts
+            stale = counts is not None and time.monotonic() - counts.at > self.counts_ttl_s
+            if stale and not self._recounting:
+                self._recounting = True
+                threading.Thread(target=self._recount, name="influx-recount", daemon=True).start()
+            if counts is not None:
+                counts = _Counts(counts.at, counts.uplinks, Counter(counts.dead))
+        if counts is None:
+            with self._recount_lock:
+                return self._count(), False
+        return counts, True
+
     def health(self) -> StoreHealth:
         problems: list[str] = []
         uplinks, dead = 0, {}
         try:
-            results = self.target.query(
-                self._client(),
-                [
-                    f"SELECT count(f_port) FROM {UPLINK}",
-                    f"SELECT count(topic) FROM {DEAD_LETTER} GROUP BY reason",
-                ],
-                timeout=min(self.timeout_s, 3.0),  # /health answers even if InfluxDB hangs
-            )
-            for series in results[0].get("series", []):
-                uplinks = int(series["values"][0][1])
-            for series in results[1].get("series", []):
-                dead[str(series["tags"]["reason"])] = int(series["values"][0][1])
+            counts, kept = self._kept_counts()
+            uplinks, dead = counts.uplinks, dict(counts.dead)
+            if kept:
+                self.target.ping(self._client(), timeout=min(self.timeout_s, 3.0))
             query_error: InfluxError | None = None
         except InfluxError as exc:
             query_error = exc

@@ -123,6 +123,12 @@ class InfluxTarget:
             raise self._query_error(errors[0])
         return results
 
+    def ping(self, client: httpx.Client, *, timeout: float) -> None:
+        """``GET /ping``: InfluxError unless InfluxDB answers (1.x, 2.x: 204; 3.x: 200)."""
+        response = self._send(client, "GET", "/ping", timeout=timeout)
+        if response.status_code not in (200, 204):
+            raise self._http_error(response)
+
     def create_database(self, client: httpx.Client) -> None:
         """``CREATE DATABASE`` (1.x; a no-op if it exists; 2.x/3.x refuse, which is fine)."""
         data = {"q": f"CREATE DATABASE {quote_ident(self.database)}"}

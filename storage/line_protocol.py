@@ -10,7 +10,7 @@ with ``ValueError`` instead of writing something that reads back different.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from decoders.core import VOCABULARY, Value
@@ -63,7 +63,9 @@ def escape_tag_value(value: str) -> str:
 
 def escape_string(value: str) -> str:
     """A string field value, quoted: backslashes and double quotes escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
 
 
 def encode_field(name: str, value: Value) -> str:
@@ -72,25 +74,66 @@ def encode_field(name: str, value: Value) -> str:
     InfluxDB fixes a field's type on its first write and rejects others; a float field a decoder
     happens to report as the integer ``95`` must still be written as a float.
     """
-    key, declared = _field_spec(name)
+    return _value_text(name, _field_spec(name)[1], value)
+
+
+def _value_text(name: str, declared: type | None, value: Value) -> str:
+    """A field value as line protocol, by its declared type (else its Python type)."""
     kind: type = declared or type(value)
     if isinstance(value, str) or kind is str:
-        text = escape_string(str(value))
-    elif isinstance(value, bool) or kind is bool:
-        text = "true" if value else "false"
-    elif kind is int:
+        return escape_string(str(value))
+    if isinstance(value, bool) or kind is bool:
+        return "true" if value else "false"
+    if kind is int:
         if not float(value).is_integer():
             raise ValueError(f"integer field {name}={value} is not a whole number")
         number = int(value)
         if not -INT64_MAX - 1 <= number <= INT64_MAX:
             raise ValueError(f"field {name}={number} does not fit InfluxDB's 64-bit integers")
-        text = f"{number}i"
-    else:
-        number_f = float(value)
-        if not math.isfinite(number_f):
-            raise ValueError(f"field {name}={value} is not a finite number")
-        text = repr(number_f)
-    return f"{key}={text}"
+        return f"{number}i"
+    number_f = float(value)
+    if not math.isfinite(number_f):
+        raise ValueError(f"field {name}={value} is not a finite number")
+    return repr(number_f)
+
+
+# The common case of each declared type first (a float field given a finite float, an integer
+# field an int); every other combination goes the general way, ``_value_text``.
+def _float_text(name: str, value: Value) -> str:
+    if type(value) is float and math.isfinite(value):
+        return repr(value)
+    return _value_text(name, float, value)
+
+
+def _int_text(name: str, value: Value) -> str:
+    if type(value) is int and -INT64_MAX - 1 <= value <= INT64_MAX:
+        return f"{value}i"
+    return _value_text(name, int, value)
+
+
+def _bool_text(name: str, value: Value) -> str:
+    return _value_text(name, bool, value)
+
+
+def _str_text(name: str, value: Value) -> str:
+    return escape_string(str(value))
+
+
+def _untyped_text(name: str, value: Value) -> str:
+    """A field outside the vocabulary: typed by its Python value."""
+    return _TEXT.get(type(value), _general_text)(name, value)
+
+
+def _general_text(name: str, value: Value) -> str:
+    return _value_text(name, None, value)
+
+
+_TEXT: dict[type | None, Callable[[str, Value], str]] = {
+    float: _float_text,
+    int: _int_text,
+    bool: _bool_text,
+    str: _str_text,
+}
 
 
 @lru_cache(maxsize=4096)
@@ -99,10 +142,25 @@ def _field_spec(name: str) -> tuple[str, type | None]:
     return escape_key(name), (spec.type if spec is not None else None)
 
 
-@lru_cache(maxsize=65536)
+FieldLayout = tuple[tuple[str, str, Callable[[str, Value], str]], ...]
+
+
+@lru_cache(maxsize=4096)
+def _field_layout(names: tuple[str, ...]) -> FieldLayout:
+    """A point's fields in line order: name, ``key=`` and how to write its value (points of one
+    decoder share their field names, so this is worked out once per decoder)."""
+    layout = []
+    for name in sorted(names):
+        key, declared = _field_spec(name)
+        layout.append((name, f"{key}=", _TEXT.get(declared, _untyped_text)))
+    return tuple(layout)
+
+
+@lru_cache(maxsize=2**17)
 def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Measurement and tags sorted by key (cached: a device's points share their series)."""
     head = escape_measurement(measurement)
-    for key, value in tags:
+    for key, value in sorted(tags):
         if value:
             head += f",{escape_key(key)}={escape_tag_value(value)}"
     return head
@@ -121,8 +179,10 @@ def encode_line(
         raise ValueError(f"time {time_ns} ns is outside InfluxDB's range (years 1677 to 2262)")
     if not fields:
         raise ValueError(f"a {measurement} point needs at least one field")
-    head = _series_key(measurement, tuple(sorted(tags.items())))
-    body = ",".join(encode_field(name, fields[name]) for name in sorted(fields))
+    head = _series_key(measurement, tuple(tags.items()))
+    body = ",".join(
+        [key + text(name, fields[name]) for name, key, text in _field_layout(tuple(fields))]
+    )
     return f"{head} {body} {time_ns}"
 
 

@@ -9,16 +9,19 @@ without asking InfluxDB (and rewriting it would produce the very same points any
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 from storage.base import RecordError, StoreError
 
@@ -33,7 +36,7 @@ CREATE TABLE IF NOT EXISTS spool (
     lines INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
@@ -42,6 +45,12 @@ CREATE TABLE IF NOT EXISTS rejected (
     body TEXT NOT NULL
 );
 """
+
+# The WAL is cut back to this size after each checkpoint (it grows with the largest write).
+_WAL_LIMIT_BYTES = 2**20
+# Free pages are given back to the file system once the spool has drained and this many bytes
+# are free (below it, the next batches reuse them).
+_SHRINK_FREE_BYTES = 2**20
 
 
 class SpoolFullError(StoreError):
@@ -59,10 +68,17 @@ class Batch:
     last_id: int
     lines: int
     body: str
+    rows: int = 1  # spool rows it was read from
 
 
 class Spool:
-    """An ordered, durable queue of line-protocol lines, plus the recent dedup keys."""
+    """An ordered, durable queue of line-protocol lines, plus the recent dedup keys.
+
+    The dedup keys live in the table ``seen`` (in the order they came, no index) and, for the
+    process that writes the spool, in memory: a key is looked up there, and only new keys are
+    appended to the file, in the transaction that spools their lines. The sender reads the
+    head through a connection of its own (WAL: reading never waits for a write).
+    """
 
     def __init__(
         self,
@@ -78,74 +94,136 @@ class Spool:
         self.dedup_keys = dedup_keys
         self.full = False
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        # The newest ``dedup_keys`` keys in the order they were spooled (ids in ``seen``), and
+        # the same as a set; loaded at the first enqueue (a reading process never needs them).
+        self._keys: deque[str] | None = None
+        self._key_set: set[str] = set()
+        self._next_key_id = 0
         self._since_prune = 0
         # Batches sent but not yet deleted (a full disk can refuse even a DELETE): skipped by
         # head(), deleted again at the next chance, sent once more only after a restart.
         self._sent_through = 0
         self._purge_failed = False
+        self.last_id = 0  # of the newest row this process spooled
         self._lock_file = _lock(path) if exclusive else None
+        self._reader: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            if exclusive:
+                self._prepare_file()
             self._db.execute("PRAGMA journal_mode=WAL")
             # Survives a process crash (not a power cut) without an fsync per batch.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
             self._db.executescript(_SCHEMA)
             if max_bytes is not None:
                 page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
                 self._db.execute(f"PRAGMA max_page_count = {max(8, max_bytes // page)}")
             rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
+            if exclusive:
+                self._reader = sqlite3.connect(path, timeout=30, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
+            self._db_close()
             if self._lock_file is not None:
                 self._lock_file.close()
             raise StoreError(f"cannot open the InfluxDB spool {path}: {exc}") from exc
+        self.page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self.rows, self.lines = int(rows), int(lines)
+
+    def _prepare_file(self) -> None:
+        """A new file frees pages incrementally (so it can shrink after a backlog); an older
+        empty one is converted (VACUUM), and its ``seen`` table loses the unique index (the
+        keys are looked up in memory; appending to the index cost more than the lines)."""
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
+            return
+        row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'seen'").fetchone()
+        if row is not None and "UNIQUE" in str(row[0]).upper():
+            with db:
+                db.execute("ALTER TABLE seen RENAME TO seen_unique")
+                db.execute("CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL)")
+                db.execute("INSERT INTO seen (id, key) SELECT id, key FROM seen_unique")
+                db.execute("DROP TABLE seen_unique")
+        auto_vacuum = int(db.execute("PRAGMA auto_vacuum").fetchone()[0])
+        empty = "spool" not in tables or not db.execute("SELECT 1 FROM spool LIMIT 1").fetchone()
+        if auto_vacuum != 2 and empty:
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
+
+    def _load_keys(self) -> tuple[deque[str], set[str]]:
+        if self._keys is None:
+            newest = self._db.execute("SELECT max(id) FROM seen").fetchone()[0]
+            self._next_key_id = int(newest or 0) + 1
+            cursor = self._db.execute(
+                "SELECT key FROM seen WHERE id >= ? ORDER BY id",
+                (self._next_key_id - self.dedup_keys,),
+            )
+            self._keys = deque(key for (key,) in cursor)
+            self._key_set = set(self._keys)
+        return self._keys, self._key_set
 
     def enqueue(self, records: Sequence[tuple[str | None, Sequence[str]]]) -> list[bool]:
         """Append each record's lines unless its dedup key was seen; which records were new."""
         new: list[bool] = []
         pending: list[str] = []
+        fresh: dict[str, None] = {}  # new keys of this call, in order
         with self._lock:
             try:
+                keys, known = self._load_keys()
+            except sqlite3.Error as exc:
+                self._failed(exc)
+            for key, lines in records:
+                if key is not None:
+                    if key in known or key in fresh:
+                        new.append(False)
+                        continue
+                    fresh[key] = None
+                new.append(True)
+                pending.extend(lines)
+            chunks = [
+                pending[i : i + self.chunk_lines] for i in range(0, len(pending), self.chunk_lines)
+            ]
+            first_id = self._next_key_id
+            try:
                 with self._db:
-                    for key, lines in records:
-                        if key is not None:
-                            cursor = self._db.execute(
-                                "INSERT OR IGNORE INTO seen (key) VALUES (?)", (key,)
-                            )
-                            if cursor.rowcount == 0:
-                                new.append(False)
-                                continue
-                            self._since_prune += 1
-                        new.append(True)
-                        pending.extend(lines)
-                    chunks = [
-                        pending[i : i + self.chunk_lines]
-                        for i in range(0, len(pending), self.chunk_lines)
-                    ]
+                    if fresh:
+                        self._db.executemany(
+                            "INSERT INTO seen (id, key) VALUES (?, ?)",
+                            zip(itertools.count(first_id), fresh, strict=False),
+                        )
                     now = time.time()
-                    self._db.executemany(
-                        "INSERT INTO spool (created, lines, body) VALUES (?,?,?)",
-                        [(now, len(chunk), "\n".join(chunk)) for chunk in chunks],
-                    )
-                    if self._since_prune >= 1_000:
-                        self._prune_seen()
+                    for chunk in chunks:
+                        cursor = self._db.execute(
+                            "INSERT INTO spool (created, lines, body) VALUES (?,?,?)",
+                            (now, len(chunk), "\n".join(chunk)),
+                        )
+                        self.last_id = int(cursor.lastrowid or 0)
+                    if self._since_prune + len(fresh) >= 1_000:
+                        self._db.execute(
+                            "DELETE FROM seen WHERE id < ?",
+                            (first_id + len(fresh) - self.dedup_keys,),
+                        )
             except sqlite3.Error as exc:
                 self._failed(exc)
             except (UnicodeEncodeError, OverflowError) as exc:
                 raise RecordError(f"the InfluxDB spool cannot keep a line: {exc}") from exc
+            # committed: remember the new keys, forget the oldest beyond ``dedup_keys``
+            self._since_prune = (self._since_prune + len(fresh)) % 1_000
+            self._next_key_id = first_id + len(fresh)
+            keys.extend(fresh)
+            known.update(fresh)
+            while len(keys) > self.dedup_keys:
+                known.discard(keys.popleft())
             self.full = False
             self.rows += len(chunks)
             self.lines += len(pending)
         return new
 
-    def _prune_seen(self) -> None:
-        self._db.execute(
-            "DELETE FROM seen WHERE id <= (SELECT max(id) FROM seen) - ?", (self.dedup_keys,)
-        )
-        self._since_prune = 0
-
-    def _failed(self, exc: sqlite3.Error) -> None:
+    def _failed(self, exc: sqlite3.Error) -> NoReturn:
         if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
             self.full = True
             raise SpoolFullError(
@@ -158,8 +236,9 @@ class Spool:
         """The oldest spooled lines, whole batches up to ``max_lines`` (at least one batch)."""
         bodies: list[str] = []
         lines = last_id = 0
-        with self._lock:
-            cursor = self._db.execute(
+        with self._read_lock:
+            db = self._reader or self._db
+            cursor = db.execute(
                 "SELECT id, lines, body FROM spool WHERE id > ? ORDER BY id", (self._sent_through,)
             )
             for row_id, count, body in cursor:
@@ -169,45 +248,73 @@ class Spool:
                 lines += int(count)
                 last_id = int(row_id)
             cursor.close()
-        return Batch(last_id, lines, "\n".join(bodies)) if bodies else None
+        return Batch(last_id, lines, "\n".join(bodies), len(bodies)) if bodies else None
 
     def remove(self, batch: Batch, *, rejected: Sequence[tuple[str, str]] = ()) -> None:
         """Drop a sent batch from the spool; lines InfluxDB refused are kept aside, each with
         its error. Never raises for a full disk: the batch counts as sent and its rows are
-        deleted at the next chance (sending goes on meanwhile)."""
+        deleted at the next chance (sending goes on meanwhile). Once the spool is empty, a file
+        a backlog made large gives its free pages back."""
         with self._lock:
-            unsent = self._db.execute(
-                "SELECT count(*) FROM spool WHERE id > ? AND id <= ?",
-                (self._sent_through, batch.last_id),
-            ).fetchone()[0]
             self._sent_through = max(self._sent_through, batch.last_id)
-            self.rows = max(0, self.rows - int(unsent))
-            self.lines = max(0, self.lines - batch.lines)
-            if not self.rows:
-                self.lines = 0
+            rows = max(0, self.rows - batch.rows)
             try:
-                with self._db:
-                    if rejected:
-                        now = time.time()
-                        self._db.executemany(
-                            "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
-                            [(now, error, 1, line) for line, error in rejected],
-                        )
-                    self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
-            except sqlite3.Error as exc:
-                if not self._purge_failed:
-                    log.error(
-                        "cannot delete sent batches from the InfluxDB spool %s (%s): free disk"
-                        " space; sending goes on, and they are deleted once there is room",
-                        self.path,
-                        exc,
+                self._delete_sent(rejected)
+                if not rows:
+                    self._shrink()
+            finally:  # the counts change last: a flush returns once the file has shrunk
+                self.rows = rows
+                self.lines = max(0, self.lines - batch.lines) if rows else 0
+
+    def _delete_sent(self, rejected: Sequence[tuple[str, str]]) -> None:
+        try:
+            with self._db:
+                if rejected:
+                    now = time.time()
+                    self._db.executemany(
+                        "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
+                        [(now, error, 1, line) for line, error in rejected],
                     )
-                self._purge_failed = True
-                self.full = self.full or "full" in str(exc)
+                self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
+        except sqlite3.Error as exc:
+            if not self._purge_failed:
+                log.error(
+                    "cannot delete sent batches from the InfluxDB spool %s (%s): free disk"
+                    " space; sending goes on, and they are deleted once there is room",
+                    self.path,
+                    exc,
+                )
+            self._purge_failed = True
+            self.full = self.full or "full" in str(exc)
+            return
+        if self._purge_failed:
+            log.warning("sent batches deleted from the spool %s again", self.path)
+        self._purge_failed = False
+
+    @property
+    def sent_through(self) -> int:
+        """The id of the newest row InfluxDB took (every row up to it is sent)."""
+        return self._sent_through
+
+    def _shrink(self) -> None:
+        """Give free pages back to the file system, and cut the WAL (the spool is empty)."""
+        try:
+            free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+            if free * self.page_size < _SHRINK_FREE_BYTES:
                 return
-            if self._purge_failed:
-                log.warning("sent batches deleted from the spool %s again", self.path)
-            self._purge_failed = False
+            # executescript steps the pragma to its end (execute() frees a single page)
+            self._db.executescript("PRAGMA incremental_vacuum;")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:  # a file that cannot shrink now still works
+            log.info("the InfluxDB spool %s could not shrink now: %s", self.path, exc)
+
+    def size(self) -> int:
+        """Bytes the spool takes on disk: the file and its WAL."""
+        total = 0
+        for part in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):  # no WAL: nothing to add
+                total += part.stat().st_size
+        return total
 
     def depth(self) -> tuple[int, int]:
         """(batches, lines) in the file now, whichever process spooled them."""
@@ -232,10 +339,15 @@ class Spool:
         return int(row[0])
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._lock, self._read_lock:
+            self._db_close()
             if self._lock_file is not None:
                 self._lock_file.close()  # releases the flock
+
+    def _db_close(self) -> None:
+        for db in (getattr(self, "_db", None), self._reader):
+            if db is not None:
+                db.close()
 
 
 def _lock(path: Path) -> IO[bytes]:

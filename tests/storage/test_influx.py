@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from storage import StoreError
 from storage.base import RecordError
 from storage.influx import InfluxStore
+from storage.influx_schema import uplink_lines
+from storage.schema import from_ns
 from tests.influxd import Influxd, start_influxd
 from tests.services import fill_disk, free_port, small_disk
-from tests.storage.records import at, record
+from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +142,68 @@ def test_spool_survives_a_process_restart(server: Influxd, spool_path: Path) -> 
         assert second.write_uplinks([record("em-1", 3)]).duplicates == 1
     finally:
         second.close()
+
+
+def test_spool_file_shrinks_after_draining(server: Influxd, spool_path: Path) -> None:
+    """A backlog grows the spool file; once InfluxDB took it, the file gives the space back."""
+    url = server.new_database_url()
+    server.query(f'CREATE DATABASE "{_db(url)}"')
+    server.stop()
+    store = _open(url, spool_path, close_timeout_s=0.5)
+    try:
+        for start in range(0, 8_000, 1_000):
+            store.write_uplinks([record(f"em-{m % 50}", m) for m in range(start, start + 1_000)])
+        backlog = store.spool.size()
+        assert backlog > 4 * 2**20  # the lines are in the file (and its WAL)
+        server.start()
+        assert store.flush(60)
+        assert _count(server, url) == 8_000
+        drained = store.spool.size()
+        assert drained < backlog / 4, (backlog, drained)
+        # it still works as a spool and still knows the dedup keys
+        assert store.write_uplinks([record("em-1", 1), record("em-1", 9_000)]).written == 1
+        assert store.flush(10)
+        assert _count(server, url) == 8_001
+    finally:
+        store.close()
+
+
+def test_older_spool_file_keeps_its_lines_and_dedup_keys(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    """A spool written by an earlier version (unique index on the keys, no incremental vacuum)
+    is converted when opened, and what it held is sent and remembered."""
+    old = record("em-1", 0)
+    with sqlite3.connect(spool_path) as db:
+        db.executescript(
+            """
+            CREATE TABLE spool (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                lines INTEGER NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+            CREATE TABLE rejected (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                error TEXT NOT NULL, lines INTEGER NOT NULL, body TEXT NOT NULL);
+            """
+        )
+        db.execute("INSERT INTO seen (key) VALUES (?)", (old.raw.dedup_key,))
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        result = store.write_uplinks([old, record("em-1", 15), record("em-1", 15)])
+        assert (result.written, result.duplicates) == (1, 2)
+        assert store.flush(10)
+        assert _count(influxd, url) == 1
+    finally:
+        store.close()
+    with sqlite3.connect(spool_path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 2
+        (schema,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'seen'").fetchone()
+        assert "UNIQUE" not in schema
+    reopened = _open(url, spool_path)
+    try:
+        assert reopened.write_uplinks([old, record("em-1", 15)]).duplicates == 2
+    finally:
+        reopened.close()
 
 
 def test_old_spool_is_unhealthy(tmp_path: Path) -> None:
@@ -428,5 +493,134 @@ def test_a_crash_in_the_sender_is_counted_and_survived(
         assert _count(influxd, url) == 1
         extra = store.health().extra
         assert extra["sender_crashes"] == 1 and extra["sender_alive"] is True
+    finally:
+        store.close()
+
+
+def _write_directly(server: Influxd, url: str, line: str) -> None:
+    """A point another process wrote (InfluxDB's own /write, not this store)."""
+    response = httpx.post(
+        f"{server.base_url}/write", params={"db": _db(url), "precision": "ns"}, content=line
+    )
+    assert response.status_code == 204, response.text
+
+
+def test_health_counts_are_kept_own_writes_added_others_seen_after_the_ttl(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, counts_ttl_s=0.5)
+    try:
+        store.write_uplinks([record("em-1", m) for m in range(3)])
+        assert store.flush(5)
+        assert store.health().uplinks == 3
+        _write_directly(influxd, url, "uplink,device=other f_port=1i 1")
+        store.write_uplinks([record("em-1", 3)])  # own write: counted at once
+        store.write_dead_letters([dead_letter(0), dead_letter(1, "bad_base64")])
+        health = store.health()
+        assert (health.uplinks, dict(health.dead_letters)) == (4, {"not_json": 1, "bad_base64": 1})
+        time.sleep(0.6)
+        store.health()  # older than counts_ttl_s: recounted in the background
+        deadline = time.monotonic() + 5
+        while store.health().uplinks != 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = store.health()
+        assert (health.uplinks, dict(health.dead_letters)) == (5, {"not_json": 1, "bad_base64": 1})
+        assert health.ok, health.detail
+    finally:
+        store.close()
+
+
+def test_a_reader_keeps_counts_but_sees_influxdb_go_down(server: Influxd, spool_path: Path) -> None:
+    url = server.new_database_url()
+    writer = _open(url, spool_path)
+    writer.write_uplinks([record("em-1", 0)])
+    assert writer.flush(5)
+    writer.close()
+    reader = _open(url, spool_path, sender=False)
+    try:
+        assert reader.health().ok and reader.health().uplinks == 1
+        server.stop()
+        health = reader.health()
+        assert not health.ok and health.extra["error_kind"] == "unreachable"
+    finally:
+        reader.close()
+
+
+def test_device_summaries_are_kept_for_a_while_and_own_writes_show_at_once(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path, summary_ttl_s=2.0)
+    try:
+        store.write_uplinks([record("em-1", 0)])
+        assert store.device("em-2") is None  # one device asked for: kept as well
+        _write_directly(influxd, url, uplink_lines(record("em-2", 1))[0])
+        assert store.device("em-2") is None
+        time.sleep(2.1)
+        assert store.device("em-2") is not None
+        assert [d.device for d in store.devices()] == ["em-1", "em-2"]
+        other = record("em-2", 5)
+        for line in uplink_lines(other):
+            _write_directly(influxd, url, line)
+        kept = store.device("em-2")
+        assert kept is not None and kept.uplinks == 1  # kept
+        summary = store.device("em-1")
+        assert summary is not None and summary.uplinks == 1
+        store.write_uplinks([record("em-1", 15)])  # own write: not kept any more
+        summary = store.device("em-1")
+        assert summary is not None and (summary.uplinks, summary.last_seen) == (2, at(15))
+        assert [d.device for d in store.devices()] == ["em-1", "em-2"]
+        _write_directly(influxd, url, uplink_lines(record("em-3", 5))[0])
+        time.sleep(2.1)  # older than summary_ttl_s: asked again
+        assert [d.device for d in store.devices()] == ["em-1", "em-2", "em-3"]
+    finally:
+        store.close()
+
+
+def test_readings_see_a_field_written_after_the_field_types_were_kept(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        store.write_uplinks([record("em-1", 0, {"energy_import_kwh": 1.0})])
+        assert [dict(r.values) for r in store.readings("em-1", at(0), at(1))] == [
+            {"energy_import_kwh": 1.0}
+        ]
+        store.write_uplinks([record("em-1", 1, {"energy_import_kwh": 2.0, "error_flags": 3})])
+        _write_directly(influxd, url, 'electricity,device=em-1 custom_note="hi" 1')
+        rows = store.readings("em-1", at(0), at(2))
+        assert [dict(r.values) for r in rows] == [
+            {"energy_import_kwh": 1.0},
+            {"energy_import_kwh": 2.0, "error_flags": 3},
+        ]
+        assert type(rows[1].values["error_flags"]) is int
+        (note,) = store.readings("em-1", from_ns(0), from_ns(1_000))
+        assert dict(note.values) == {"custom_note": "hi"}
+    finally:
+        store.close()
+
+
+def test_own_writes_kept_for_counting_stay_bounded_in_an_outage(
+    server: Influxd, spool_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("storage.influx._MAX_SPOOLED", 10)
+    url = server.new_database_url()
+    server.query(f'CREATE DATABASE "{_db(url)}"')
+    store = _open(url, spool_path, close_timeout_s=0.5)
+    try:
+        assert store.health().uplinks == 0
+        server.stop()
+        for minute in range(30):
+            store.write_uplinks([record("em-1", minute)])
+        store.write_dead_letters([dead_letter(0)])
+        assert len(store._spooled) <= 10
+        assert (store.health().uplinks, dict(store.health().dead_letters)) == (30, {"not_json": 1})
+        server.start()
+        assert store.flush(10)
+        assert _count(server, url) == 30
+        store.delete_dead_letters([])  # counts again
+        assert (store.health().uplinks, dict(store.health().dead_letters)) == (30, {"not_json": 1})
     finally:
         store.close()

@@ -63,6 +63,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/alarms.py
 	$(BIN)/python bench/influx_write.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/robustness.py
 	$(BIN)/python bench/e2e.py --backend both
 	$(BIN)/python bench/latency.py --backend both

@@ -206,6 +206,10 @@ class SQLiteStore:
         self._ids: dict[tuple[str, object], int] = {}
         self._new_ids: list[tuple[str, object]] = []
         self._fieldsets: dict[int, tuple[str, ...]] = {}
+        # device summaries as this store last wrote them; valid while no other connection
+        # has written to the file since (PRAGMA data_version of the writing connection)
+        self._summaries: dict[str, _Summary] = {}
+        self._summaries_seen: tuple[sqlite3.Connection, int] | None = None
         with self._write_lock:
             db = self._db()
             try:
@@ -256,6 +260,7 @@ class SQLiteStore:
                 for key in self._new_ids:  # rolled back with the transaction
                     self._ids.pop(key, None)
                 self._new_ids.clear()
+                self._summaries.clear()
                 raise
 
     @contextmanager
@@ -359,9 +364,9 @@ class SQLiteStore:
                 if not raw.simulated:
                     fresh.append(record)
             points = [p for record in fresh for p in record.points]
+            self._update_summaries(db, fresh, points)
             self._write_points(db, points)
             _write_sightings(db, [s for record in fresh for s in record.sightings])
-            self._update_summaries(db, fresh, points)
             if written:
                 db.execute("UPDATE counts SET n = n + ? WHERE name = 'uplinks'", (written,))
         return WriteResult(written=written, duplicates=duplicates)
@@ -456,12 +461,26 @@ class SQLiteStore:
             raw = record.raw
             summary = summaries.get(raw.device)
             if summary is None:
-                summary = summaries[raw.device] = _load_summary(db, raw.device) or _Summary(
+                summary = summaries[raw.device] = self._summary(db, raw.device) or _Summary(
                     raw.device
                 )
+                self._summaries[raw.device] = summary
             summary.add_uplink(raw)
         self._apply_points(summaries, points)
         db.executemany(_SAVE_SUMMARY, [s.row() for s in summaries.values()])
+
+    def _summary(self, db: sqlite3.Connection, device: str) -> _Summary | None:
+        """A device's summary row, from memory when nothing else wrote the file since."""
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if self._summaries_seen != (db, version):
+            self._summaries.clear()
+            self._summaries_seen = (db, version)
+        found = self._summaries.get(device)
+        if found is None:
+            found = _load_summary(db, device)
+            if found is not None:
+                self._summaries[device] = found
+        return found
 
     def _apply_points(self, summaries: Mapping[str, _Summary], points: Iterable[Point]) -> None:
         for point in points:
@@ -764,7 +783,7 @@ class SQLiteStore:
                 " (SELECT id FROM counter_series WHERE device = ?)",
                 (device,),
             )
-            summary = _load_summary(db, device)
+            summary = self._summary(db, device)
             if summary is not None:
                 summary.forget_readings()
                 db.execute(_SAVE_SUMMARY, summary.row())
@@ -774,7 +793,7 @@ class SQLiteStore:
             self._write_points(db, points)
             summaries = {}
             for device in {p.device for p in points if p.measurement in _MEDIA_SET or p.measurement == RADIO}:  # fmt: skip
-                found = _load_summary(db, device)
+                found = self._summary(db, device)
                 if found is not None:
                     summaries[device] = found
             self._apply_points(summaries, points)

@@ -1,5 +1,5 @@
-"""A file of the first SQLite layout (tag JSON on every field row) opens, migrated, and answers
-exactly as a store written in the compact layout from the same uplinks."""
+"""The SQLite store's own behaviour: a file of the first layout (tag JSON on every field row) opens,
+migrated, and answers exactly as one written in the compact layout; merges; summaries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from decoders.core import Reading
+from storage.base import RecordError
 from storage.schema import Point, UplinkRecord
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.storage.legacy_sqlite import write_legacy_file
@@ -136,4 +137,32 @@ def test_history_older_than_the_newest_reading_leaves_the_summary(tmp_path: Path
     summary = store.device("em-1")
     assert summary is not None and summary.last_reading_at is None and summary.battery_pct is None
     assert summary.rssi_dbm == -97.5  # radio points stay
+    store.close()
+
+
+def test_summaries_stay_exact_with_two_writers_on_one_file(tmp_path: Path) -> None:
+    """A second process (``lorameter replay`` next to ``lorameter run``) writes the same file:
+    the summaries one store keeps in memory are not reused after the other wrote."""
+    one, two = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    one.write_uplinks([record("em-1", 0)])
+    two.write_uplinks([record("em-1", 15)])
+    one.write_uplinks([record("em-1", 30)])
+    for store in (one, two):
+        summary = store.device("em-1")
+        assert summary is not None and summary.uplinks == 3 and summary.last_f_cnt == 30
+        assert summary.last_reading_at == at(30)
+    one.close()
+    two.close()
+
+
+def test_a_failed_batch_leaves_no_trace_in_the_summaries(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write_uplinks([record("em-1", 0)])
+    bad = record("em-1", 15, {"energy_import_kwh": 2**70})  # beyond 64 bits: never storable
+    with pytest.raises(RecordError):
+        store.write_uplinks([record("em-1", 10, key="k10"), bad])
+    store.write_uplinks([record("em-1", 20)])
+    summary = store.device("em-1")
+    assert summary is not None and summary.uplinks == 2 and summary.last_reading_at == at(20)
+    assert store.health().uplinks == 2
     store.close()

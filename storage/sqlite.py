@@ -14,9 +14,10 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -176,6 +177,16 @@ CREATE VIEW IF NOT EXISTS raw_uplinks (dedup_key, device, dev_eui, network, rece
 COUNTERS = tuple(name for name, spec in VOCABULARY.items() if spec.kind is Kind.COUNTER)
 _COUNTER_SET = frozenset(COUNTERS)
 _MEDIA_SET = frozenset(MEDIA)
+_SUMMARISED = _MEDIA_SET | {RADIO}  # the measurements a device summary shows
+# The lookup tables: rows written once, never changed, referred to by id.
+_LOOKUPS = {
+    "series": ("device", "measurement"),
+    "counter_series": ("device", "field"),
+    "tagsets": ("tags",),
+    "fieldsets": ("fields",),
+    "sources": ("device", "dev_eui", "network", "decoder", "medium", "meter"),
+    "key_prefixes": ("prefix",),
+}
 
 
 class SQLiteStore:
@@ -206,6 +217,7 @@ class SQLiteStore:
         self._ids: dict[tuple[str, object], int] = {}
         self._new_ids: list[tuple[str, object]] = []
         self._fieldsets: dict[int, tuple[str, ...]] = {}
+        self._shapes: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         # device summaries as this store last wrote them; valid while no other connection
         # has written to the file since (PRAGMA data_version of the writing connection)
         self._summaries: dict[str, _Summary] = {}
@@ -281,54 +293,45 @@ class SQLiteStore:
             # a value SQLite (or JSON) cannot hold: an integer beyond 64 bits, a lone surrogate
             raise RecordError(f"SQLite cannot store a value: {exc}") from exc
 
-    def _id(self, db: sqlite3.Connection, table: str, key: object, insert: str, args: tuple[object, ...], select: str) -> int:  # fmt: skip
-        """The id of a row of a lookup table (series, tag set, ...), inserting it if new."""
+    def _id(
+        self, db: sqlite3.Connection, table: str, key: object, values: tuple[object, ...]
+    ) -> int:
+        """The id of the row ``values`` of a lookup table (``_LOOKUPS``), inserted if new;
+        ``key`` is its key in memory."""
         cache_key = (table, key)
         found = self._ids.get(cache_key)
         if found is not None:
             return found
-        row = db.execute(select, args).fetchone()
+        columns = _LOOKUPS[table]
+        where = " AND ".join(f"{c} = ?" for c in columns)
+        row = db.execute(f"SELECT id FROM {table} WHERE {where}", values).fetchone()
         if row is None:
-            db.execute(insert, args)
-            row = db.execute(select, args).fetchone()
+            marks = ",".join("?" * len(columns))
+            row = db.execute(
+                f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks}) RETURNING id", values
+            ).fetchone()
             self._new_ids.append(cache_key)
         self._ids[cache_key] = int(row[0])
         return int(row[0])
 
     def _series_id(self, db: sqlite3.Connection, device: str, measurement: str) -> int:
-        return self._id(
-            db, "series", (device, measurement),
-            "INSERT INTO series (device, measurement) VALUES (?,?)", (device, measurement),
-            "SELECT id FROM series WHERE device = ? AND measurement = ?",
-        )  # fmt: skip
+        return self._id(db, "series", (device, measurement), (device, measurement))
 
     def _counter_id(self, db: sqlite3.Connection, device: str, name: str) -> int:
-        return self._id(
-            db, "counter_series", (device, name),
-            "INSERT INTO counter_series (device, field) VALUES (?,?)", (device, name),
-            "SELECT id FROM counter_series WHERE device = ? AND field = ?",
-        )  # fmt: skip
+        return self._id(db, "counter_series", (device, name), (device, name))
 
     def _tagset_id(self, db: sqlite3.Connection, tags: Mapping[str, str]) -> int:
         key = tuple(tags.items())
         found = self._ids.get(("tagsets", key))
-        if found is not None:
+        if found is not None:  # spares the JSON of a tag set seen before
             return found
-        text = json.dumps(dict(tags), sort_keys=True)
-        return self._id(
-            db, "tagsets", key, "INSERT INTO tagsets (tags) VALUES (?)", (text,),
-            "SELECT id FROM tagsets WHERE tags = ?",
-        )  # fmt: skip
+        return self._id(db, "tagsets", key, (json.dumps(dict(tags), sort_keys=True),))
 
     def _fieldset_id(self, db: sqlite3.Connection, names: tuple[str, ...]) -> int:
         found = self._ids.get(("fieldsets", names))
-        if found is not None:
-            return found
-        found = self._id(
-            db, "fieldsets", names, "INSERT INTO fieldsets (fields) VALUES (?)",
-            (json.dumps(names, separators=(",", ":")),), "SELECT id FROM fieldsets WHERE fields = ?",
-        )  # fmt: skip
-        self._fieldsets[found] = names
+        if found is None:
+            found = self._id(db, "fieldsets", names, (json.dumps(names, separators=(",", ":")),))
+            self._fieldsets[found] = names
         return found
 
     def _fields_of(self, fieldset: int) -> tuple[str, ...]:
@@ -341,13 +344,7 @@ class SQLiteStore:
 
     def _source_id(self, db: sqlite3.Connection, raw: RawUplink) -> int:
         key = (raw.device, raw.dev_eui, raw.network, raw.decoder, raw.medium, raw.meter)
-        return self._id(
-            db, "sources", key,
-            "INSERT INTO sources (device, dev_eui, network, decoder, medium, meter)"
-            " VALUES (?,?,?,?,?,?)", key,
-            "SELECT id FROM sources WHERE device = ? AND dev_eui = ? AND network = ?"
-            " AND decoder = ? AND medium = ? AND meter = ?",
-        )  # fmt: skip
+        return self._id(db, "sources", key, key)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -376,10 +373,7 @@ class SQLiteStore:
         part up to its last ``:`` (shared by a device's session: ``tts:<device>:<session>:``)
         and the rest (the frame counter)."""
         head, colon, rest = raw.dedup_key.rpartition(":")
-        prefix = self._id(
-            db, "key_prefixes", head + colon, "INSERT INTO key_prefixes (prefix) VALUES (?)",
-            (head + colon,), "SELECT id FROM key_prefixes WHERE prefix = ?",
-        )  # fmt: skip
+        prefix = self._id(db, "key_prefixes", head + colon, (head + colon,))
         cursor = db.execute(
             "INSERT OR IGNORE INTO uplinks (key_prefix, key_rest, source, received_ns, f_port,"
             " f_cnt, payload, simulated) VALUES (?,?,?,?,?,?,?,?)",
@@ -509,11 +503,11 @@ class SQLiteStore:
 
     def devices(self) -> list[DeviceSummary]:
         rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM devices ORDER BY device")
-        return [_Summary.from_row(row).out() for row in rows]
+        return [_summary_out(row) for row in rows]
 
     def device(self, device: str) -> DeviceSummary | None:
         rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE device = ?", (device,))
-        return _Summary.from_row(rows[0]).out() if rows else None
+        return _summary_out(rows[0]) if rows else None
 
     def unregistered_meters(self) -> list[UnregisteredMeter]:
         rows = self._query(
@@ -556,7 +550,8 @@ class SQLiteStore:
         if not series:
             return []
         ids = ",".join(str(i) for i in series)
-        ranks = " ".join(f"WHEN {i} THEN {rank}" for rank, i in enumerate(sorted(series, key=series.__getitem__)))  # fmt: skip
+        by_name = sorted(series, key=series.__getitem__)  # instants in order of measurement
+        ranks = " ".join(f"WHEN {i} THEN {rank}" for rank, i in enumerate(by_name))
         order = "time_ns" if len(series) == 1 else f"time_ns, CASE series {ranks} END"
         sql = f"""SELECT series, time_ns, fieldset, vals FROM readings
             WHERE series IN ({ids}) AND time_ns >= ? AND time_ns < ? ORDER BY {order}"""
@@ -566,25 +561,34 @@ class SQLiteStore:
             sql += " LIMIT ?"
             args.append(limit)
         try:
-            cursor = self._db().execute(sql, args)
-            out: list[ReadingRow] = []
-            bools = _BOOLS
-            fields_of = self._fields_of
-            for sid, time_ns, fieldset, vals in cursor:
-                names = fields_of(fieldset)
-                values = zip(names, orjson.loads(vals), strict=True)
-                if wanted:
-                    row = {n: (bool(v) if n in bools else v) for n, v in values if n in wanted}
-                    if not row:
-                        continue
-                    if len(out) == limit:
-                        break
-                else:
-                    row = {n: (bool(v) if n in bools else v) for n, v in values}
-                out.append(ReadingRow(from_ns(time_ns), series[sid], row))
+            rows = self._db().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query on {self.path} failed: {exc}") from exc
+        # every row's values in one JSON document: one parse instead of one per row
+        values = orjson.loads("[" + ",".join([r[3] for r in rows]) + "]")
+        out: list[ReadingRow] = []
+        for (sid, time_ns, fieldset, _), vals in zip(rows, values, strict=True):
+            names, bools = self._shape(fieldset)
+            if wanted:
+                row = {n: v for n, v in zip(names, vals, strict=True) if n in wanted}
+                if not row:
+                    continue
+                if len(out) == limit:
+                    break
+            else:
+                row = dict(zip(names, vals, strict=True))
+            if bools:
+                row.update((n, bool(row[n])) for n in bools if n in row)
+            out.append(ReadingRow(from_ns(time_ns), series[sid], row))
         return out
+
+    def _shape(self, fieldset: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The field names of a field set, and those of them that are bools."""
+        shape = self._shapes.get(fieldset)
+        if shape is None:
+            names = self._fields_of(fieldset)
+            shape = self._shapes[fieldset] = (names, tuple(n for n in names if n in _BOOLS))
+        return shape
 
     def raw_uplinks(
         self, device: str | None = None, start: datetime | None = None, limit: int = 10_000
@@ -631,15 +635,19 @@ class SQLiteStore:
         medium: str | None = None,
     ) -> dict[str, Series]:
         if medium is not None:
-            of_medium = [str(d) for (d,) in self._query(
-                "SELECT device FROM devices WHERE medium = ?", (medium,)
-            )]  # fmt: skip
+            query = "SELECT device FROM devices WHERE medium = ?"
+            of_medium = [str(d) for (d,) in self._query(query, (medium,))]
             devices = of_medium if devices is None else sorted(set(devices) & set(of_medium))
         elif devices is None:
             devices = [str(d) for (d,) in self._query("SELECT device FROM devices")]
         if field not in _COUNTER_SET:
             return self._gauge_series(field, start, end, devices)
-        ids = dict(self._query("SELECT device, id FROM counter_series WHERE field = ?", (field,)))
+        ids = {
+            str(device): int(str(sid))
+            for device, sid in self._query(
+                "SELECT device, id FROM counter_series WHERE field = ?", (field,)
+            )
+        }
         start_ns, end_ns = to_ns(start), to_ns(end)
         # The window plus its two neighbours, each found by one index seek.
         sql = """SELECT time_ns, value FROM counters WHERE series = ?1 AND time_ns BETWEEN
@@ -677,10 +685,8 @@ class SQLiteStore:
         """A field outside the counters table: read from the readings rows that have it."""
         start_ns, end_ns = to_ns(start), to_ns(end)
         out: dict[str, Series] = {}
-        sets = [
-            int(str(i)) for (i,) in self._query("SELECT id FROM fieldsets")
-            if field in self._fields_of(int(str(i)))
-        ]  # fmt: skip
+        ids = [int(str(i)) for (i,) in self._query("SELECT id FROM fieldsets")]
+        sets = [i for i in ids if field in self._fields_of(i)]
         if not sets:
             return out
         having = f"fieldset IN ({','.join(str(i) for i in sets)})"
@@ -709,8 +715,8 @@ class SQLiteStore:
             )
             points = []
             for time_ns, fieldset, vals in rows:
-                value = dict(zip(self._fields_of(int(str(fieldset))), orjson.loads(str(vals)),
-                                 strict=True))[field]  # fmt: skip
+                names = self._fields_of(int(str(fieldset)))
+                value = dict(zip(names, orjson.loads(str(vals)), strict=True))[field]
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     points.append((int(str(time_ns)), float(value)))
             if points:
@@ -792,7 +798,7 @@ class SQLiteStore:
         with self._writing() as db:
             self._write_points(db, points)
             summaries = {}
-            for device in {p.device for p in points if p.measurement in _MEDIA_SET or p.measurement == RADIO}:  # fmt: skip
+            for device in {p.device for p in points if p.measurement in _SUMMARISED}:
                 found = self._summary(db, device)
                 if found is not None:
                     summaries[device] = found
@@ -875,9 +881,8 @@ class _Summary:
         received_ns = to_ns(raw.received_at)
         if raw.medium != self.medium and self.uplinks:
             self.forget_readings()  # its medium changed: readings of the new one count
-        self.dev_eui, self.decoder, self.medium, self.meter = (
-            raw.dev_eui, raw.decoder, raw.medium, raw.meter
-        )  # fmt: skip
+        self.dev_eui, self.decoder = raw.dev_eui, raw.decoder
+        self.medium, self.meter = raw.medium, raw.meter
         self.first_ns = received_ns if not self.uplinks else min(self.first_ns, received_ns)
         if received_ns >= self.last_ns:
             self.last_f_cnt = raw.f_cnt
@@ -952,6 +957,34 @@ class _Summary:
         )
 
 
+def _summary_out(row: Sequence[Any]) -> DeviceSummary:
+    """A ``devices`` row as the store gives it out (``_Summary.from_row(row).out()``, without
+    the detour: the device list reads ten thousand)."""
+    (device, eui, decoder, medium, meter, first, last, uplinks, f_cnt, reading_ns, reading,
+     tags, _, battery_pct, _, battery_v, _, rssi, snr) = row  # fmt: skip
+    values = orjson.loads(reading) if reading else {}
+    for name in _BOOLS.intersection(values):
+        values[name] = bool(values[name])
+    return DeviceSummary(
+        device=device,
+        dev_eui=eui,
+        decoder=decoder,
+        medium=medium,
+        meter=meter,
+        first_seen=from_ns(first),
+        last_seen=from_ns(last),
+        uplinks=uplinks,
+        last_f_cnt=f_cnt,
+        last_reading=values,
+        last_reading_at=from_ns(reading_ns) if reading_ns is not None else None,
+        battery_pct=battery_pct,
+        battery_v=battery_v,
+        rssi_dbm=rssi,
+        snr_db=snr,
+        tags=orjson.loads(tags) if tags else {},
+    )
+
+
 def _load_summary(db: sqlite3.Connection, device: str) -> _Summary | None:
     row = db.execute(f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE device = ?", (device,))
     found = row.fetchone()
@@ -973,9 +1006,11 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS raw_uplinks_network_time")
     _run_script(db, _SCHEMA)
     for row in db.execute("SELECT * FROM raw_uplinks_v1 ORDER BY received_ns").fetchall():
-        key, device, eui, network, ns, port, f_cnt, payload, decoder, medium, meter, sim = row
-        store._insert_uplink(db, RawUplink(device, eui, network, key, from_ns(ns), port, f_cnt,
-                                           payload, decoder, medium, meter, bool(sim)))  # fmt: skip
+        dedup, device, eui, network, ns, port, f_cnt, payload, decoder, medium, meter, sim = row
+        raw = RawUplink(
+            device, eui, network, dedup, from_ns(ns), port, f_cnt, payload, decoder, medium, meter
+        )
+        store._insert_uplink(db, replace(raw, simulated=bool(sim)))
     db.execute("UPDATE counts SET n = (SELECT count(*) FROM raw_uplinks_v1) WHERE name = 'uplinks'")
     db.execute(
         """INSERT INTO counts SELECT 'dead_letters:' || reason, count(*) FROM dead_letters
@@ -992,8 +1027,8 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
         if (device, measurement, time_ns) != key:
             key = (device, measurement, time_ns)
             measurement, _, interval = str(measurement).partition(".")
-            batch.append(Point(measurement, {**json.loads(tags), "device": device}, {},
-                               from_ns(int(time_ns))))  # fmt: skip
+            tagged = {**json.loads(tags), "device": device}
+            batch.append(Point(measurement, tagged, {}, from_ns(int(time_ns))))
             if interval and "interval" not in batch[-1].tags:  # consumption.day
                 batch[-1].tags["interval"] = interval  # type: ignore[index]
         batch[-1].fields[str(name)] = _typed(str(name), value)  # type: ignore[index]
@@ -1039,8 +1074,8 @@ def _recount_readings(store: SQLiteStore, db: sqlite3.Connection, summary: _Summ
         if measurement == RADIO:
             continue
         for name in ("battery_pct", "battery_v"):
-            sets = [i for (i,) in db.execute("SELECT id FROM fieldsets").fetchall()
-                    if name in store._fields_of(i)]  # fmt: skip
+            ids = db.execute("SELECT id FROM fieldsets").fetchall()
+            sets = [i for (i,) in ids if name in store._fields_of(i)]
             last = db.execute(
                 f"""SELECT time_ns, tagset, fieldset, vals FROM readings WHERE series = ?
                 AND fieldset IN ({",".join(map(str, sets)) or "NULL"})
@@ -1053,7 +1088,9 @@ def _recount_readings(store: SQLiteStore, db: sqlite3.Connection, summary: _Summ
                     summary.add_point(replace_fields(point, {name: point.fields[name]}))
 
 
-def _point(store: SQLiteStore, db: sqlite3.Connection, measurement: str, row: Sequence[object]) -> Point:  # fmt: skip
+def _point(
+    store: SQLiteStore, db: sqlite3.Connection, measurement: str, row: Sequence[object]
+) -> Point:
     time_ns, tagset, fieldset, vals = row
     tags = json.loads(db.execute("SELECT tags FROM tagsets WHERE id = ?", (tagset,)).fetchone()[0])
     names = store._fields_of(int(str(fieldset)))

@@ -266,7 +266,7 @@ def get_readings(
     rows = store.readings(summary.device, page_start, window_end, names, limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
-    seen = sorted({k for row in page for k in row.values})
+    seen = sorted(set().union(*(row.values for row in page)))
     # ReadingsOut, serialised by alias, without a model per reading (a year is 35,000)
     return json_response(
         {
@@ -275,9 +275,8 @@ def get_readings(
             "to": window_end,
             "timezone": options.timezone.key,
             "fields": [field_out(n).model_dump() for n in seen if n in VOCABULARY],
-            "readings": [
-                {"time": r.time, "measurement": r.measurement, "values": r.values} for r in page
-            ],
+            # orjson writes a ReadingRow as ReadingOut: time, measurement, values
+            "readings": page,
             "truncated": more,
             # the next page starts at the first instant not returned (times are whole µs)
             "next_cursor": str(to_ns(rows[limit].time)) if more else None,

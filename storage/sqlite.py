@@ -10,8 +10,10 @@ by the earlier layout (the tag JSON on every field row) are migrated when opened
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +50,8 @@ from storage.schema import (
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+log = logging.getLogger("lorameter.storage.sqlite")
 
 SCHEMA_VERSION = 2  # PRAGMA user_version; 0: the first layout (or a new, empty file)
 
@@ -227,8 +231,12 @@ class SQLiteStore:
             try:
                 with db:
                     self._open_schema(db)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot set up SQLite file {self.path}: {exc}") from exc
+            except StoreError:
+                raise
+            except (sqlite3.Error, ValueError, TypeError) as exc:  # ValueError: JSON in a row
+                raise StoreError(
+                    f"cannot set up SQLite file {self.path}: {exc}; it was left as it was"
+                ) from exc
 
     def _open_schema(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -936,30 +944,9 @@ class _Summary:
             _float(snr),
         )  # fmt: skip
 
-    def out(self) -> DeviceSummary:
-        return DeviceSummary(
-            device=self.device,
-            dev_eui=self.dev_eui,
-            decoder=self.decoder,
-            medium=self.medium,
-            meter=self.meter,
-            first_seen=from_ns(self.first_ns),
-            last_seen=from_ns(self.last_ns),
-            uplinks=self.uplinks,
-            last_f_cnt=self.last_f_cnt,
-            last_reading={n: bool(v) if n in _BOOLS else v for n, v in self.reading.items()},
-            last_reading_at=from_ns(self.reading_ns) if self.reading_ns is not None else None,
-            battery_pct=self.battery_pct,
-            battery_v=self.battery_v,
-            rssi_dbm=self.rssi_dbm,
-            snr_db=self.snr_db,
-            tags=self.tags,
-        )
-
 
 def _summary_out(row: Sequence[Any]) -> DeviceSummary:
-    """A ``devices`` row as the store gives it out (``_Summary.from_row(row).out()``, without
-    the detour: the device list reads ten thousand)."""
+    """A ``devices`` row as the store gives it out (the device list reads ten thousand)."""
     (device, eui, decoder, medium, meter, first, last, uplinks, f_cnt, reading_ns, reading,
      tags, _, battery_pct, _, battery_v, _, rssi, snr) = row  # fmt: skip
     values = orjson.loads(reading) if reading else {}
@@ -998,7 +985,14 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
     """Bring a file of the first layout (``points`` with the tag JSON on every field row) into
     the compact one, in one transaction: readings regrouped per instant, raw uplinks and their
     sources, counters, and device summaries recomputed from the migrated rows."""
+    db.execute("BEGIN")  # all of it or nothing: the caller commits
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    started = time.monotonic()
+    log.warning(
+        "SQLite file %s has the first layout: migrating it to the compact one, once"
+        " (a minute or more per million uplinks; the file stays as it was if this stops)",
+        store.path,
+    )
     for name in ("points", "raw_uplinks", "devices", "counters"):
         if name in tables:
             db.execute(f"ALTER TABLE {name} RENAME TO {name}_v1")
@@ -1053,6 +1047,13 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
     for name in ("points", "raw_uplinks", "devices", "counters"):
         db.execute(f"DROP TABLE IF EXISTS {name}_v1")
     _run_script(db, _VIEWS + f"PRAGMA user_version = {SCHEMA_VERSION};")
+    log.warning(
+        "SQLite file %s migrated in %.0f s; `sqlite3 %s VACUUM` (with lorameter stopped) gives"
+        " the space the old tables took back to the disk",
+        store.path,
+        time.monotonic() - started,
+        store.path,
+    )
 
 
 def _recount_readings(store: SQLiteStore, db: sqlite3.Connection, summary: _Summary) -> None:

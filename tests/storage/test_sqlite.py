@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from decoders.core import Reading
-from storage.base import RecordError
+from storage.base import RecordError, StoreError
 from storage.schema import Point, UplinkRecord
 from storage.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.storage.legacy_sqlite import write_legacy_file
@@ -120,7 +120,6 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "n.db"
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    from storage.base import StoreError
 
     with pytest.raises(StoreError, match="upgrade lorameter"):
         SQLiteStore(path)
@@ -166,3 +165,19 @@ def test_a_failed_batch_leaves_no_trace_in_the_summaries(tmp_path: Path) -> None
     assert summary is not None and summary.uplinks == 2 and summary.last_reading_at == at(20)
     assert store.health().uplinks == 2
     store.close()
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    write_legacy_file(path, uplinks(), letters())
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE points SET tags = 'not json' WHERE device = 'wm-7' AND time_ns = ("
+                   "SELECT max(time_ns) FROM points WHERE device = 'wm-7')")  # fmt: skip
+        before = sorted(db.execute("SELECT * FROM points").fetchall())
+    with pytest.raises(StoreError, match="left as it was"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+        assert sorted(db.execute("SELECT * FROM points").fetchall()) == before
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "readings" not in tables and "points_v1" not in tables

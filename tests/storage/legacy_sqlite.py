@@ -94,32 +94,20 @@ def write_legacy_file(
     points: Sequence[Point] = (),
     *,
     counters: bool = True,
+    batch: int = 0,
 ) -> None:
     """Write ``records`` (and dead letters, and loose ``points`` such as consumption) into a new
-    file laid out as the old store laid it out."""
+    file laid out as the old store laid it out; one transaction per ``batch`` records (0: all
+    in one), as the old store's ``write_uplinks`` would."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(LEGACY_DDL + (_COUNTERS if counters else ""))
+    size = batch or max(len(records), 1)
+    for first in range(0, len(records), size):
+        with db:
+            _uplinks(db, records[first : first + size], counters=counters)
     with db:
-        for record in records:
-            raw = record.raw
-            ns = to_ns(raw.received_at)
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO raw_uplinks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (raw.dedup_key, raw.device, raw.dev_eui, raw.network, ns, raw.f_port, raw.f_cnt,
-                 raw.payload, raw.decoder, raw.medium, raw.meter, int(raw.simulated)),
-            )  # fmt: skip
-            if cursor.rowcount == 0 or raw.simulated:
-                continue
-            _points(db, record.points, counters=counters)
-            db.execute(
-                """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
-                ON CONFLICT (device) DO UPDATE SET first_ns=min(first_ns, excluded.first_ns),
-                    last_f_cnt=CASE WHEN excluded.last_ns >= last_ns
-                        THEN excluded.last_f_cnt ELSE last_f_cnt END,
-                    last_ns=max(last_ns, excluded.last_ns), uplinks=uplinks + 1""",
-                (raw.device, raw.dev_eui, raw.decoder, raw.medium, raw.meter, ns, ns, raw.f_cnt),
-            )
         _points(db, points, counters=counters)
         db.executemany(
             "INSERT INTO dead_letters (received_ns, topic, reason, detail, raw, device)"
@@ -127,6 +115,28 @@ def write_legacy_file(
             [(to_ns(d.received_at), d.topic, d.reason, d.detail, d.raw, d.device) for d in letters],
         )
     db.close()
+
+
+def _uplinks(db: sqlite3.Connection, records: Sequence[UplinkRecord], *, counters: bool) -> None:
+    for record in records:
+        raw = record.raw
+        ns = to_ns(raw.received_at)
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO raw_uplinks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (raw.dedup_key, raw.device, raw.dev_eui, raw.network, ns, raw.f_port, raw.f_cnt,
+             raw.payload, raw.decoder, raw.medium, raw.meter, int(raw.simulated)),
+        )  # fmt: skip
+        if cursor.rowcount == 0 or raw.simulated:
+            continue
+        _points(db, record.points, counters=counters)
+        db.execute(
+            """INSERT INTO devices VALUES (?,?,?,?,?,?,?,1,?)
+            ON CONFLICT (device) DO UPDATE SET first_ns=min(first_ns, excluded.first_ns),
+                last_f_cnt=CASE WHEN excluded.last_ns >= last_ns
+                    THEN excluded.last_f_cnt ELSE last_f_cnt END,
+                last_ns=max(last_ns, excluded.last_ns), uplinks=uplinks + 1""",
+            (raw.device, raw.dev_eui, raw.decoder, raw.medium, raw.meter, ns, ns, raw.f_cnt),
+        )
 
 
 def _points(db: sqlite3.Connection, points: Sequence[Point], *, counters: bool) -> None:

@@ -281,6 +281,8 @@ class SQLiteStore:
                     self._ids.pop(key, None)
                 self._new_ids.clear()
                 self._summaries.clear()
+                self._fieldsets.clear()  # read again from the file, as committed
+                self._shapes.clear()
                 raise
 
     @contextmanager

@@ -181,3 +181,17 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path: Path) -> Non
         assert sorted(db.execute("SELECT * FROM points").fetchall()) == before
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
         assert "readings" not in tables and "points_v1" not in tables
+
+
+def test_a_failed_batch_leaves_no_field_set_behind(tmp_path: Path) -> None:
+    """Ids a rolled-back batch handed out are given again (here by another process writing the
+    file): nothing may remember them."""
+    store, other = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    store.write_uplinks([record("em-1", 0)])
+    with pytest.raises(RecordError):  # its field set is written before its values fail
+        store.write_points([Point("electricity", {"device": "x-9"}, {"battery_pct": 2**70}, T0)])
+    other.write_points([Point("electricity", {"device": "x-9"}, {"power_w": 3.0}, T0)])
+    (row,) = store.readings("x-9", at(-1), at(1))
+    assert row.values == {"power_w": 3.0}
+    store.close()
+    other.close()

@@ -274,6 +274,9 @@ class SQLiteStore:
             db = self._db()
             try:
                 with db:
+                    # the write lock first: ids looked up here stay true until the commit,
+                    # whoever else writes the file
+                    db.execute("BEGIN IMMEDIATE")
                     yield db
                 self._new_ids.clear()
             except BaseException:

@@ -127,8 +127,10 @@ CREATE TABLE IF NOT EXISTS devices (
     battery_v REAL,
     radio_ns INTEGER,
     rssi_dbm REAL,
-    snr_db REAL
+    snr_db REAL,
+    seq INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS devices_seq ON devices (seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_ns INTEGER NOT NULL,
@@ -153,6 +155,7 @@ CREATE TABLE IF NOT EXISTS unregistered_meters (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counts VALUES ('uplinks', 0);
+INSERT OR IGNORE INTO counts VALUES ('devices_seq', 0);
 CREATE TRIGGER IF NOT EXISTS dead_letter_added AFTER INSERT ON dead_letters BEGIN
     INSERT INTO counts VALUES ('dead_letters:' || new.reason, 1)
         ON CONFLICT (name) DO UPDATE SET n = n + 1;
@@ -226,6 +229,12 @@ class SQLiteStore:
         # has written to the file since (PRAGMA data_version of the writing connection)
         self._summaries: dict[str, _Summary] = {}
         self._summaries_seen: tuple[sqlite3.Connection, int] | None = None
+        # the device list as last read, and the devices_seq it was read at
+        self._devices_lock = threading.Lock()
+        self._devices: dict[str, DeviceSummary] = {}
+        self._devices_order: list[str] = []
+        self._devices_list: list[DeviceSummary] = []
+        self._devices_seq = -1
         with self._write_lock:
             db = self._db()
             try:
@@ -474,7 +483,7 @@ class SQLiteStore:
                 self._summaries[raw.device] = summary
             summary.add_uplink(raw)
         self._apply_points(summaries, points)
-        db.executemany(_SAVE_SUMMARY, [s.row() for s in summaries.values()])
+        _save_summaries(db, summaries.values())
 
     def _summary(self, db: sqlite3.Connection, device: str) -> _Summary | None:
         """A device's summary row, from memory when nothing else wrote the file since."""
@@ -515,8 +524,32 @@ class SQLiteStore:
             raise StoreError(f"SQLite query on {self.path} failed: {exc}") from exc
 
     def devices(self) -> list[DeviceSummary]:
-        rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM devices ORDER BY device")
-        return [_summary_out(row) for row in rows]
+        # Rows are read once; later calls read only those written since (their seq is newer).
+        with self._devices_lock:
+            try:
+                db = self._db()
+                with db:  # one snapshot for both reads
+                    db.execute("BEGIN")
+                    (seq,) = db.execute(
+                        "SELECT n FROM counts WHERE name = 'devices_seq'"
+                    ).fetchone()
+                    if seq == self._devices_seq:
+                        return list(self._devices_list)
+                    rows = db.execute(
+                        f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE seq > ?",
+                        (self._devices_seq,),
+                    ).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite query on {self.path} failed: {exc}") from exc
+            known = len(self._devices)
+            for row in rows:
+                summary = _summary_out(row)
+                self._devices[summary.device] = summary
+            if len(self._devices) != known:
+                self._devices_order = sorted(self._devices)
+            self._devices_seq = int(seq)
+            self._devices_list = [self._devices[d] for d in self._devices_order]
+            return list(self._devices_list)
 
     def device(self, device: str) -> DeviceSummary | None:
         rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE device = ?", (device,))
@@ -805,7 +838,7 @@ class SQLiteStore:
             summary = self._summary(db, device)
             if summary is not None:
                 summary.forget_readings()
-                db.execute(_SAVE_SUMMARY, summary.row())
+                _save_summaries(db, [summary])
 
     def write_points(self, points: Sequence[Point]) -> None:
         with self._writing() as db:
@@ -816,7 +849,7 @@ class SQLiteStore:
                 if found is not None:
                     summaries[device] = found
             self._apply_points(summaries, points)
-            db.executemany(_SAVE_SUMMARY, [s.row() for s in summaries.values()])
+            _save_summaries(db, summaries.values())
 
     def last_uplink_at(self, network: str) -> datetime | None:
         rows = self._query(
@@ -858,7 +891,16 @@ class SQLiteStore:
 _SUMMARY_COLUMNS = """device, dev_eui, decoder, medium, meter, first_ns, last_ns, uplinks,
     last_f_cnt, reading_ns, reading, tags, battery_pct_ns, battery_pct, battery_v_ns, battery_v,
     radio_ns, rssi_dbm, snr_db"""
-_SAVE_SUMMARY = f"INSERT OR REPLACE INTO devices ({_SUMMARY_COLUMNS}) VALUES ({','.join('?' * 19)})"
+# ``seq`` tells readers which rows changed since they last looked (``SQLiteStore.devices``)
+_SAVE_SUMMARY = f"""INSERT OR REPLACE INTO devices ({_SUMMARY_COLUMNS}, seq)
+    VALUES ({",".join("?" * 19)}, (SELECT n FROM counts WHERE name = 'devices_seq'))"""
+
+
+def _save_summaries(db: sqlite3.Connection, summaries: Iterable[_Summary]) -> None:
+    rows = [s.row() for s in summaries]
+    if rows:
+        db.execute("UPDATE counts SET n = n + 1 WHERE name = 'devices_seq'")
+        db.executemany(_SAVE_SUMMARY, rows)
 
 
 @dataclass
@@ -1048,7 +1090,7 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
         device, eui, decoder, medium, meter, first, last, uplinks, f_cnt = row
         summary = _Summary(device, eui, decoder, medium, meter, first, last, uplinks, f_cnt)
         _recount_readings(store, db, summary)
-        db.execute(_SAVE_SUMMARY, summary.row())
+        _save_summaries(db, [summary])
     for name in ("points", "raw_uplinks", "devices", "counters"):
         db.execute(f"DROP TABLE IF EXISTS {name}_v1")
     _run_script(db, _VIEWS + f"PRAGMA user_version = {SCHEMA_VERSION};")

@@ -195,3 +195,20 @@ def test_a_failed_batch_leaves_no_field_set_behind(tmp_path: Path) -> None:
     assert row.values == {"power_w": 3.0}
     store.close()
     other.close()
+
+
+def test_the_device_list_follows_writes_of_any_connection(tmp_path: Path) -> None:
+    """The list is read whole once, then only the rows written since (their ``seq``)."""
+    reader, writer = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    writer.write_uplinks([record("em-1", 0)])
+    assert [(d.device, d.uplinks) for d in reader.devices()] == [("em-1", 1)]
+    writer.write_uplinks([record("em-0", 5), record("em-1", 15)])
+    assert [(d.device, d.uplinks) for d in reader.devices()] == [("em-0", 1), ("em-1", 2)]
+    writer.delete_readings("em-1")
+    (_, em1) = reader.devices()
+    assert em1.last_reading_at is None and em1.uplinks == 2
+    reader.write_uplinks([record("em-2", 20)])
+    assert [d.device for d in reader.devices()] == [d.device for d in writer.devices()]
+    assert [d.device for d in reader.devices()] == ["em-0", "em-1", "em-2"]
+    reader.close()
+    writer.close()

@@ -9,7 +9,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from api.auth import require_scope
@@ -90,6 +90,29 @@ def json_response(content: object) -> Response:
     return Response(body, media_type="application/json")
 
 
+class DeviceJsonCache:
+    """Each device's JSON as last encoded, kept while the store gives the very same summary
+    object again (the SQLite store does for a device nothing was written to since)."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[str, tuple[DeviceSummary, bytes]] = {}
+
+    def encode(self, summary: DeviceSummary) -> bytes:
+        found = self._encoded.get(summary.device)
+        if found is not None and found[0] is summary:
+            return found[1]
+        body = orjson.dumps(device_json(summary), default=_mapping, option=orjson.OPT_UTC_Z)
+        self._encoded[summary.device] = (summary, body)
+        return body
+
+
+def _json_cache(request: Request) -> DeviceJsonCache:
+    cache: DeviceJsonCache | None = getattr(request.app.state, "device_json", None)
+    if cache is None:
+        cache = request.app.state.device_json = DeviceJsonCache()
+    return cache
+
+
 def _mapping(value: object) -> dict[object, object]:
     if isinstance(value, Mapping):  # e.g. a store's read-only mapping of values
         return dict(value)
@@ -155,6 +178,7 @@ def unregistered_out(seen: UnregisteredMeter) -> UnregisteredMeterOut:
     responses={422: {"description": "bad parameter"}},
 )
 def list_devices(
+    request: Request,
     store: StoreDep,
     options: OptionsDep,
     medium: Annotated[
@@ -193,6 +217,7 @@ def list_devices(
                 continue
             meters.append(unregistered_out(seen))
         return meters
+    cache = _json_cache(request)
     found = []
     for d in store.devices():
         if medium is not None and d.medium != medium:
@@ -203,8 +228,8 @@ def list_devices(
             needle in text.lower() for text in (d.device, d.dev_eui, d.meter, d.decoder)
         ):
             continue
-        found.append(device_json(d))
-    return json_response(found)
+        found.append(cache.encode(d))
+    return Response(b"[" + b",".join(found) + b"]", media_type="application/json")
 
 
 @router.get("/{device_id}", responses={404: {"description": "device never seen"}})

@@ -12,6 +12,7 @@ from api.routes.devices import device_out, field_out
 from api.schemas import DeviceOut, ReadingOut, ReadingsOut
 from storage.base import Store
 from tests.api.conftest import T0
+from tests.storage.records import record
 
 
 def test_device_list_is_the_models_json(client: TestClient) -> None:
@@ -50,3 +51,17 @@ def test_readings_are_the_models_json(client: TestClient) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.json() == expected
     assert len(expected["readings"]) == 3 and expected["fields"]
+
+
+def test_device_list_shows_what_was_written_since_it_was_last_asked(client: TestClient) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    (before,) = client.get("/api/v1/devices").json()
+    store.write_uplinks([record("esi-1", 700 * 1440, {"energy_import_kwh": 2000.5}, key="later")])
+    if hasattr(store, "flush"):
+        store.flush()
+    (after,) = client.get("/api/v1/devices").json()
+    assert after["uplinks"] == before["uplinks"] + 1
+    assert after["last_reading"]["values"]["energy_import_kwh"] == 2000.5
+    assert [after] == TypeAdapter(list[DeviceOut]).dump_python(
+        [device_out(d) for d in store.devices()], mode="json"
+    )

@@ -109,15 +109,20 @@ def _load_sqlite(store: SQLiteStore, series: Fleet, medium: str) -> None:
     db = store._db()
     with db:
         db.executemany(
-            "INSERT INTO counters VALUES (?,?,?,?)",
+            "INSERT INTO counter_series (id, device, field) VALUES (?,?,?)",
+            ((i + 1, device, "volume_m3") for i, device in enumerate(series)),
+        )
+        db.executemany(
+            "INSERT INTO counters VALUES (?,?,?)",
             (
-                (device, "volume_m3", int(t), float(v))
-                for device, (times, values) in series.items()
+                (i + 1, int(t), float(v))
+                for i, (times, values) in enumerate(series.values())
                 for t, v in zip(times.tolist(), values.tolist(), strict=True)
             ),
         )
         db.executemany(
-            "INSERT INTO devices VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO devices (device, dev_eui, decoder, medium, meter, first_ns, last_ns,"
+            " uplinks, last_f_cnt) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 (d, "", "", medium, "", int(t[0]), int(t[-1]), len(t), 0)
                 for d, (t, _) in series.items()

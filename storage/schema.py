@@ -217,5 +217,4 @@ def to_ns(time: datetime) -> int:
 
 def from_ns(ns: int) -> datetime:
     """The UTC datetime of nanoseconds since the epoch (microsecond resolution)."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1_000)
+    return _EPOCH + timedelta(microseconds=ns // 1_000)

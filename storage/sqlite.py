@@ -240,6 +240,9 @@ class SQLiteStore:
             db = self._db()
             try:
                 with db:
+                    # the write lock first: several workers may open a new file at once, and a
+                    # read transaction upgraded to a write fails at once instead of waiting
+                    db.execute("BEGIN IMMEDIATE")
                     self._open_schema(db)
             except StoreError:
                 raise
@@ -269,8 +272,8 @@ class SQLiteStore:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
+                db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
+                _set_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open SQLite file {self.path}: {exc}") from exc
@@ -1052,7 +1055,8 @@ def _migrate_v1(store: SQLiteStore, db: sqlite3.Connection) -> None:
     """Bring a file of the first layout (``points`` with the tag JSON on every field row) into
     the compact one, in one transaction: readings regrouped per instant, raw uplinks and their
     sources, counters, and device summaries recomputed from the migrated rows."""
-    db.execute("BEGIN")  # all of it or nothing: the caller commits
+    if not db.in_transaction:  # all of it or nothing: the caller commits
+        db.execute("BEGIN IMMEDIATE")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     started = time.monotonic()
     log.warning(
@@ -1171,6 +1175,23 @@ def replace_fields(point: Point, fields: Mapping[str, Value]) -> Point:
 
 
 # -- rows ----------------------------------------------------------------------------------
+
+
+_BUSY_TIMEOUT_S = 30.0
+
+
+def _set_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting for the lock like any write: workers opening a new file at once race
+    for its header, and SQLite answers the loser "locked" at once instead of waiting."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:

@@ -108,7 +108,7 @@ def _profile(record: Record, base: Record, when: datetime, energy_field: str) ->
     for n in range(len(data) // size):
         element = scaled(int.from_bytes(data[n * size : (n + 1) * size], "little"), base.exponent)
         value = round(value - element, 9) if mode == 1 else element
-        point = replace(base, value=value, storage=0)
+        point = base._replace(value=value, storage=0)
         stamp = when - (n + 1) * step
         readings.append(Reading(to_values([point], energy_field=energy_field), stamp))
     return readings

@@ -21,9 +21,8 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from decoders.core import DecodeError, Values
 
@@ -41,9 +40,16 @@ class Function(enum.Enum):
     ERROR = 3  # value during error state
 
 
-@dataclass(frozen=True)
-class Record:
-    """One data record: what it measures, its value and which register (storage/tariff/subunit)."""
+# DIF bits 5-4 -> Function, built once (an enum call per record costs as much as the lookup).
+_FUNCTIONS = tuple(Function)
+
+
+class Record(NamedTuple):
+    """One data record: what it measures, its value and which register (storage/tariff/subunit).
+
+    Immutable (a named tuple: a record is built for every field of every frame, and a tuple is
+    built several times faster than a frozen dataclass).
+    """
 
     offset: int  # byte offset of the DIF in the parsed buffer
     quantity: str  # energy, volume, power, volume_flow, flow_temp, datetime, error_flags, ...
@@ -60,8 +66,20 @@ class Record:
     exponent: int = 0  # the VIF's decimal exponent (to scale raw data such as profile elements)
 
 
-_LENGTHS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 6, 7: 8, 9: 1, 10: 2, 11: 3, 12: 4, 14: 6}
-_BCD = {9, 10, 11, 12, 14}
+# EN 13757-3:2013 table 4, data field coding (DIF bits 3-0) -> (data bytes, how to read them):
+# 0 no data, 1-4/6/7 int8..int64 (type B), 5 real32 (type H), 9-C/E BCD 2..12 digits (type A);
+# 0x0D variable length (LVAR, see _variable); 0x08 (selection for readout) and 0x0F (special
+# functions) carry no data and are rejected.
+_CODINGS: dict[int, tuple[int, str]] = {
+    0x0: (0, "binary"), 0x1: (1, "binary"), 0x2: (2, "binary"), 0x3: (3, "binary"),
+    0x4: (4, "binary"), 0x5: (4, "real"), 0x6: (6, "binary"), 0x7: (8, "binary"),
+    0x9: (1, "bcd"), 0xA: (2, "bcd"), 0xB: (3, "bcd"), 0xC: (4, "bcd"), 0xE: (6, "bcd"),
+}  # fmt: skip
+_REAL32 = struct.Struct("<f")  # type H: IEEE 754 single precision, LSB first
+
+# A byte of packed BCD (type A) -> its two digits as a number (0x42 -> 42); bytes with a nibble
+# above 9 are absent, so a lookup miss is an invalid digit.
+_BCD_PAIRS = {tens << 4 | ones: 10 * tens + ones for tens in range(10) for ones in range(10)}
 
 
 def scaled(mantissa: float, exponent: int) -> float:
@@ -69,7 +87,10 @@ def scaled(mantissa: float, exponent: int) -> float:
     return float(mantissa * 10**exponent if exponent >= 0 else mantissa / 10**-exponent)
 
 
-# Primary VIF table: (first code, count, quantity, unit, exponent of code `first`).
+# VIF tables as ranges, the way EN 13757-3:2013 lists them (table 10 primary VIFs, table 12
+# VIFE after FB, table 14 VIFE after FD): (first code, count, quantity, unit, exponent of code
+# `first`); the exponent grows by one per code in the range (e.g. 0x00-0x07 energy 10^(n-3) Wh).
+# ``_codes`` expands them once, at import, into one dict lookup per VIF.
 _PRIMARY: tuple[tuple[int, int, str, str, int], ...] = (
     (0x00, 8, "energy", "Wh", -3),
     (0x08, 8, "energy", "J", 0),
@@ -87,6 +108,11 @@ _PRIMARY: tuple[tuple[int, int, str, str, int], ...] = (
     (0x64, 4, "external_temp", "°C", -3),
     (0x68, 4, "pressure", "bar", -3),
 )
+# Table 10's codes without a decimal exponent (0x20-0x27, on/operating time, follow below).
+_PRIMARY_PLAIN = {
+    0x6C: "date", 0x6D: "datetime", 0x6E: "hca_units", 0x78: "fabrication_no",
+    0x79: "identification", 0x7A: "bus_address", 0x7F: "manufacturer",
+}  # fmt: skip
 _FB: tuple[tuple[int, int, str, str, int], ...] = (
     (0x00, 2, "energy", "Wh", 5),  # 10^(n-1) MWh
     (0x08, 2, "energy", "J", 8),  # 10^(n-1) GJ
@@ -110,52 +136,66 @@ _FD_PLAIN = {
 }  # fmt: skip
 _TIME_UNITS = (1, 60, 3600, 86400)  # s, min, h, d
 _IDENTIFIERS = {"fabrication_no", "identification", "bus_address", "error_flags", "error_mask"}
+# Quantities whose number is a count, code or identifier: never scaled by a decimal exponent.
+_UNITLESS = frozenset({*_FD_PLAIN.values(), "hca_units", "bus_address", *_IDENTIFIERS})
+
+Meaning = tuple[str, str, int]  # quantity, unit, decimal exponent
 
 
-def _lookup(table: tuple[tuple[int, int, str, str, int], ...], code: int) -> tuple[str, str, int]:
-    for first, count, quantity, unit, exponent in table:
-        if first <= code < first + count:
-            return quantity, unit, exponent + code - first
-    return "", "", 0
+def _codes(
+    ranges: tuple[tuple[int, int, str, str, int], ...], plain: dict[int, str]
+) -> dict[int, Meaning]:
+    """One table as code (bits 6-0) -> meaning: every code of each range, then the plain ones."""
+    found = {
+        first + n: (quantity, unit, exponent + n)
+        for first, count, quantity, unit, exponent in ranges
+        for n in range(count)
+    }
+    return found | {code: (name, "", 0) for code, name in plain.items()}
 
 
-def _vif_meaning(vif: tuple[int, ...], at: int) -> tuple[str, str, int, int]:
-    """(quantity, unit, decimal exponent, VIF bytes consumed) of a VIF chain."""
+# 0x20-0x23 on time, 0x24-0x27 operating time: bits 1-0 give s, min, h or d (``_TIME_UNITS``);
+# values are kept in s.
+PRIMARY_VIF = _codes(_PRIMARY, _PRIMARY_PLAIN) | {
+    code: ("on_time" if code < 0x24 else "operating_time", "s", 0) for code in range(0x20, 0x28)
+}
+FB_VIF = _codes(_FB, {})
+FD_VIF = _codes(_FD, _FD_PLAIN)
+
+
+def _vif_meaning(vif: bytes, at: int) -> tuple[Meaning, int]:
+    """(quantity, unit, decimal exponent) of a VIF chain and the VIF bytes it takes (1 or 2)."""
     code = vif[0] & 0x7F
-    if code in (0x7B, 0x7D):
+    if code == 0x7B or code == 0x7D:  # the FB / FD extension tables
         if len(vif) < 2:
             raise DecodeError(f"VIF {vif[0]:#04x} needs an extension byte", offset=at)
-        ext = vif[1] & 0x7F
-        if code == 0x7B:
-            quantity, unit, exponent = _lookup(_FB, ext)
-        elif ext in _FD_PLAIN:
-            quantity, unit, exponent = _FD_PLAIN[ext], "", 0
-        else:
-            quantity, unit, exponent = _lookup(_FD, ext)
-        if not quantity:
+        meaning = (FB_VIF if code == 0x7B else FD_VIF).get(vif[1] & 0x7F)
+        if meaning is None:
             raise DecodeError(f"unsupported VIF {vif[0]:02X} {vif[1]:02X}", offset=at)
-        return quantity, unit, exponent, 2
-    quantity, unit, exponent = _lookup(_PRIMARY, code)
-    if quantity:
-        return quantity, unit, exponent, 1
-    if 0x20 <= code <= 0x27:
-        name = "on_time" if code < 0x24 else "operating_time"
-        return name, "s", 0, 1
-    simple = {0x6C: "date", 0x6D: "datetime", 0x6E: "hca_units", 0x78: "fabrication_no"}
-    simple |= {0x79: "identification", 0x7A: "bus_address", 0x7F: "manufacturer"}
-    if code in simple:
-        return simple[code], "", 0, 1
-    raise DecodeError(f"unsupported VIF {vif[0]:#04x}", offset=at)
+        return meaning, 2
+    meaning = PRIMARY_VIF.get(code)
+    if meaning is None:
+        raise DecodeError(f"unsupported VIF {vif[0]:#04x}", offset=at)
+    return meaning, 1
 
 
 def _bcd(data: bytes, at: int) -> int:
-    digits = data[::-1].hex()
-    sign = 1
-    if digits and digits[0] == "f":  # EN 13757-3 type A: 0xF in the top nibble = negative
-        sign, digits = -1, digits[1:]
-    if not digits.isdigit():
+    """EN 13757-3 type A: packed BCD, LSB first; 0xF in the top nibble means negative."""
+    if not data:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at)
-    return sign * int(digits or "0")
+    top = data[-1]
+    sign = -1 if top >> 4 == 0xF else 1
+    number = 0
+    try:
+        if sign < 0:
+            number = _BCD_PAIRS[top & 0x0F]
+        else:
+            number = _BCD_PAIRS[top]
+        for i in range(len(data) - 2, -1, -1):
+            number = 100 * number + _BCD_PAIRS[data[i]]
+    except KeyError:
+        raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at) from None
+    return sign * number
 
 
 def _date_g(word: int, at: int) -> datetime | None:
@@ -217,7 +257,7 @@ def _value(
     """The record's value in its unit, and whether the meter flagged it invalid."""
     if coding == 0:
         return None, False
-    if quantity in ("date", "datetime"):
+    if quantity == "date" or quantity == "datetime":
         if kind != "binary" or len(raw) not in ((2,) if quantity == "date" else (4, 6)):
             raise DecodeError(f"{quantity} record with unexpected coding {coding:#x}", offset=at)
         when = _date_g(int.from_bytes(raw, "little"), at) if len(raw) == 2 else None
@@ -227,12 +267,12 @@ def _value(
         return raw[::-1].decode("latin-1"), False
     if quantity == "manufacturer":
         return raw, False
-    if kind in ("bcd", "-bcd"):
+    if kind == "bcd" or kind == "-bcd":
         number = _bcd(raw, at) * (-1 if kind == "-bcd" else 1)
         if quantity in _IDENTIFIERS:
             return str(number).zfill(2 * len(raw)), False
     elif kind == "real":
-        real = struct.unpack("<f", raw)[0]
+        real = _REAL32.unpack(raw)[0]
         if not math.isfinite(real):
             raise DecodeError(f"non-finite real value in {quantity} record", offset=at)
         return scaled(real, exponent), False
@@ -241,126 +281,130 @@ def _value(
     else:
         signed = quantity not in _IDENTIFIERS
         number = int.from_bytes(raw, "little", signed=signed)
-        if quantity in ("fabrication_no", "identification"):
+        if quantity == "fabrication_no" or quantity == "identification":
             return str(number), False
-    if quantity in _IDENTIFIERS or not _has_unit(quantity):
+    if quantity in _UNITLESS:
         return number, False
     return (number * 10**exponent if exponent >= 0 else scaled(number, exponent)), False
 
 
-def _has_unit(quantity: str) -> bool:
-    return quantity not in _FD_PLAIN.values() and quantity not in ("hca_units", "bus_address")
-
-
 def parse_records(data: bytes, start: int = 0) -> list[Record]:
     """Parse ``data[start:]`` as M-Bus data records; offsets in errors refer to ``data``."""
-    return [record for record, _ in _walk(data, start) if record is not None]
+    records: list[Record] = []
+    pos, end = start, len(data)
+    while pos < end:
+        if data[pos] == 0x2F:  # idle filler
+            pos += 1
+            continue
+        record, pos = _record(data, pos)
+        if record is not None:
+            records.append(record)
+    return records
 
 
 def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:
     """The one record at ``data[start]`` (None: plain-text unit) and the offset after it, for
     framings that put something else between records (IoT-Factory's M-Bus gateway)."""
-    for found in _walk(data, start):
-        return found
-    raise DecodeError("no data record", offset=start)
-
-
-def _walk(data: bytes, start: int) -> Iterator[tuple[Record | None, int]]:
     pos = start
-    while pos < len(data):
-        at, dif = pos, data[pos]
+    while pos < len(data) and data[pos] == 0x2F:  # idle filler
         pos += 1
-        if dif == 0x2F:
-            continue  # idle filler
-        if dif in (0x0F, 0x1F):
-            yield Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]), len(data)
-            return
-        coding = dif & 0x0F
-        if coding == 0x0F or coding == 0x08:
-            raise DecodeError(f"reserved or unsupported DIF {dif:#04x}", offset=at)
-        storage, tariff, subunit = (dif >> 6) & 1, 0, 0
-        ext, n = dif & 0x80, 0
-        while ext:
-            if pos >= len(data):
-                raise DecodeError("record truncated: missing DIFE", offset=pos)
-            if n == 10:
-                raise DecodeError("more than 10 DIFE bytes", offset=pos)
-            dife = data[pos]
-            storage |= (dife & 0x0F) << (1 + 4 * n)
-            tariff |= ((dife >> 4) & 0x03) << (2 * n)
-            subunit |= ((dife >> 6) & 0x01) << n
-            ext, n, pos = dife & 0x80, n + 1, pos + 1
-        vif_at = pos
-        chain: list[int] = []
-        while not chain or chain[-1] & 0x80:
-            if pos >= len(data):
-                raise DecodeError("record truncated: missing VIF/VIFE", offset=pos)
-            if len(chain) == 11:
-                raise DecodeError("more than 10 VIFE bytes", offset=pos)
-            chain.append(data[pos])
-            pos += 1
-        plain_text = chain[0] & 0x7F == 0x7C
-        if plain_text:  # unit given as text after the VIF chain: consume and skip the record
-            if pos >= len(data) or pos + 1 + data[pos] > len(data):
-                raise DecodeError("record truncated: plain-text VIF", offset=vif_at)
-            pos += 1 + data[pos]
-            quantity, unit, exponent, used = "plain_text", "", 0, 1
-        else:
-            quantity, unit, exponent, used = _vif_meaning(tuple(chain), vif_at)
-        vife: list[int] = []
-        mfr: list[int] = []
-        for i, byte in enumerate(chain[used:], used):
-            code = byte & 0x7F
-            if mfr or (quantity == "manufacturer"):
-                mfr.append(byte)
-            elif code == 0x7F:
-                mfr = list(chain[i + 1 :])
-                break
-            elif 0x70 <= code <= 0x77:
-                exponent += (code & 0x07) - 6  # multiplicative correction 10^(nnn-6)
-            elif code == 0x7D:
-                exponent += 3
-            else:
-                vife.append(code)
-        if coding == 0x0D:
-            raw, pos, kind = _variable(data, pos, at)
-        else:
-            size = _LENGTHS[coding]
-            if pos + size > len(data):
-                raise DecodeError(
-                    f"record truncated: DIF {dif:#04x} needs {size} data bytes", offset=at
-                )
-            raw, pos = data[pos : pos + size], pos + size
-            kind = "bcd" if coding in _BCD else "real" if coding == 5 else "binary"
-        if plain_text:
-            yield None, pos
-            continue
-        if quantity in ("on_time", "operating_time"):
-            factor = _TIME_UNITS[chain[0] & 0x03]
-            exponent = 0
-        else:
-            factor = 1
+    if pos >= len(data):
+        raise DecodeError("no data record", offset=start)
+    return _record(data, pos)
+
+
+def _record(data: bytes, at: int) -> tuple[Record | None, int]:
+    """The record whose DIF is ``data[at]`` (not a filler) and the offset after it; None for a
+    record with a plain-text unit (skipped)."""
+    end = len(data)
+    dif, pos = data[at], at + 1
+    if dif == 0x0F or dif == 0x1F:  # manufacturer-specific data to the end of the frame
+        return Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]), end
+    coding = dif & 0x0F
+    if coding == 0x0F or coding == 0x08:
+        raise DecodeError(f"reserved or unsupported DIF {dif:#04x}", offset=at)
+    storage, tariff, subunit = (dif >> 6) & 1, 0, 0
+    ext, n = dif & 0x80, 0
+    while ext:
+        if pos >= end:
+            raise DecodeError("record truncated: missing DIFE", offset=pos)
+        if n == 10:
+            raise DecodeError("more than 10 DIFE bytes", offset=pos)
+        dife = data[pos]
+        storage |= (dife & 0x0F) << (1 + 4 * n)
+        tariff |= ((dife >> 4) & 0x03) << (2 * n)
+        subunit |= ((dife >> 6) & 0x01) << n
+        ext, n, pos = dife & 0x80, n + 1, pos + 1
+    vif_at = pos
+    while True:  # the VIF and its VIFEs: each byte's bit 7 says another follows
+        if pos >= end:
+            raise DecodeError("record truncated: missing VIF/VIFE", offset=pos)
+        if pos - vif_at == 11:
+            raise DecodeError("more than 10 VIFE bytes", offset=pos)
+        pos += 1
+        if not data[pos - 1] & 0x80:
+            break
+    chain = data[vif_at:pos]
+    plain_text = chain[0] & 0x7F == 0x7C
+    if plain_text:  # unit given as text after the VIF chain: consume and skip the record
+        if pos >= end or pos + 1 + data[pos] > end:
+            raise DecodeError("record truncated: plain-text VIF", offset=vif_at)
+        pos += 1 + data[pos]
+        (quantity, unit, exponent), used = ("plain_text", "", 0), 1
+    else:
+        (quantity, unit, exponent), used = _vif_meaning(chain, vif_at)
+    vife: tuple[int, ...] = ()
+    mfr: tuple[int, ...] = ()
+    if len(chain) > used:
+        vife, mfr, exponent = _vifes(chain, used, quantity, exponent)
+    if coding == 0x0D:
+        raw, pos, kind = _variable(data, pos, at)
+    else:
+        size, kind = _CODINGS[coding]
+        if pos + size > end:
+            raise DecodeError(
+                f"record truncated: DIF {dif:#04x} needs {size} data bytes", offset=at
+            )
+        raw, pos = data[pos : pos + size], pos + size
+    if plain_text:
+        return None, pos
+    if quantity == "on_time" or quantity == "operating_time":
+        value, invalid = _value(quantity, coding, kind, raw, 0, at)
+        exponent = 0
+        if isinstance(value, int | float):
+            value = value * _TIME_UNITS[chain[0] & 0x03]
+    else:
         value, invalid = _value(quantity, coding, kind, raw, exponent, at)
-        if factor != 1 and isinstance(value, int | float):
-            value = value * factor
-        yield (
-            Record(
-                at,
-                quantity,
-                unit,
-                value,
-                storage,
-                tariff,
-                subunit,
-                Function((dif >> 4) & 3),
-                tuple(vife),
-                tuple(mfr),
-                raw,
-                invalid,
-                exponent,
-            ),
-            pos,
-        )
+    function = _FUNCTIONS[(dif >> 4) & 3]
+    record = Record(
+        at, quantity, unit, value, storage, tariff, subunit, function, vife, mfr, raw, invalid,
+        exponent,
+    )  # fmt: skip
+    return record, pos
+
+
+def _vifes(
+    chain: bytes, used: int, quantity: str, exponent: int
+) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """The VIFEs after the VIF: (combinable codes, manufacturer-specific bytes, exponent with
+    the multiplicative corrections applied)."""
+    vife: list[int] = []
+    mfr: list[int] = []
+    for i in range(used, len(chain)):
+        byte = chain[i]
+        code = byte & 0x7F
+        if mfr or (quantity == "manufacturer"):
+            mfr.append(byte)
+        elif code == 0x7F:
+            mfr = list(chain[i + 1 :])
+            break
+        elif 0x70 <= code <= 0x77:
+            exponent += (code & 0x07) - 6  # multiplicative correction 10^(nnn-6)
+        elif code == 0x7D:
+            exponent += 3
+        else:
+            vife.append(code)
+    return tuple(vife), tuple(mfr), exponent
 
 
 # quantity -> (vocabulary field, {unit: factor to the field's unit})

@@ -183,6 +183,7 @@ _FIELDS = (
 VOCABULARY: dict[str, Field] = {f.name: f for f in _FIELDS}
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ class Param(Generic[T]):
             raise ParamError(f"param {name}={value!r}: use one of {', '.join(self.choices)}")
         if isinstance(value, str) and self.hex_bytes:
             digits = value.replace(" ", "")
-            if len(digits) != 2 * self.hex_bytes or not re.fullmatch(r"[0-9a-fA-F]*", digits):
+            if len(digits) != 2 * self.hex_bytes or not _HEX.fullmatch(digits):
                 raise ParamError(f"param {name} must be {2 * self.hex_bytes} hex digits")
         return value  # checked against self.type above
 
@@ -431,7 +432,7 @@ def check_values(values: Values, allowed: Sequence[str]) -> None:
             if not isinstance(value, str):
                 raise DecodeError(f"{name} must be text, got {value!r}")
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
             raise DecodeError(f"{name} must be a number, got {value!r}")
         if not math.isfinite(value):
             raise DecodeError(f"{name} is not a finite number ({value})")
@@ -439,6 +440,9 @@ def check_values(values: Values, allowed: Sequence[str]) -> None:
             raise DecodeError(
                 f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
             )
+
+
+_NUMBERS = (int, float)
 
 
 def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:

@@ -64,14 +64,17 @@ class Format:
     supported: bool = True
 
 
+# Record quantities under the short names the formats' required tags use.
+_TAG_NAMES = {"fabrication_no": "id", "identification": "id", "error_flags": "error"}
+
+
 def _tag(record: Record) -> str:
-    if record.quantity == "manufacturer" and record.mfr_vife:
-        return f"mfr:{record.mfr_vife[0]:02x}"
-    if record.quantity == "energy" and record.mfr_vife == (0x02,):
-        return "cooling"
-    name = {"fabrication_no": "id", "identification": "id", "error_flags": "error"}.get(
-        record.quantity, record.quantity
-    )
+    if record.mfr_vife:
+        if record.quantity == "manufacturer":
+            return f"mfr:{record.mfr_vife[0]:02x}"
+        if record.quantity == "energy" and record.mfr_vife == (0x02,):
+            return "cooling"
+    name = _TAG_NAMES.get(record.quantity, record.quantity)
     return name if record.storage == 0 else f"{name}@{record.storage}"
 
 

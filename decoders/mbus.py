@@ -184,15 +184,11 @@ def _bcd(data: bytes, at: int) -> int:
     if not data:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at)
     top = data[-1]
-    sign = -1 if top >> 4 == 0xF else 1
-    number = 0
+    sign, top = (-1, top & 0x0F) if top >> 4 == 0xF else (1, top)
     try:
-        if sign < 0:
-            number = _BCD_PAIRS[top & 0x0F]
-        else:
-            number = _BCD_PAIRS[top]
-        for i in range(len(data) - 2, -1, -1):
-            number = 100 * number + _BCD_PAIRS[data[i]]
+        number = _BCD_PAIRS[top]
+        for byte in reversed(data[:-1]):
+            number = 100 * number + _BCD_PAIRS[byte]
     except KeyError:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at) from None
     return sign * number
@@ -313,6 +309,29 @@ def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:
     return _record(data, pos)
 
 
+class _Header(NamedTuple):
+    """What a record's DIF..VIF(E) bytes say about its data (``_header``)."""
+
+    storage: int
+    tariff: int
+    subunit: int
+    function: Function
+    quantity: str
+    unit: str
+    exponent: int
+    vife: tuple[int, ...]
+    mfr_vife: tuple[int, ...]
+    time_factor: int  # on/operating time: seconds per count of the VIF's unit; else 1
+
+
+# A meter repeats the same record headers frame after frame, so the meaning of each distinct
+# DIF..VIF(E) byte string is worked out once (``_header``) and kept. Bounded: past the limit
+# (random input) headers are still decoded, just not kept. Headers with errors are never kept.
+_HEADERS: dict[bytes, _Header] = {}
+_HEADERS_KEPT = 4096
+_PLAIN_TEXT = 0x7C  # VIF: the unit follows as text (EN 13757-3 table 10); the record is skipped
+
+
 def _record(data: bytes, at: int) -> tuple[Record | None, int]:
     """The record whose DIF is ``data[at]`` (not a filler) and the offset after it; None for a
     record with a plain-text unit (skipped)."""
@@ -323,20 +342,14 @@ def _record(data: bytes, at: int) -> tuple[Record | None, int]:
     coding = dif & 0x0F
     if coding == 0x0F or coding == 0x08:
         raise DecodeError(f"reserved or unsupported DIF {dif:#04x}", offset=at)
-    storage, tariff, subunit = (dif >> 6) & 1, 0, 0
-    ext, n = dif & 0x80, 0
-    while ext:
+    while data[pos - 1] & 0x80:  # DIFEs follow while bit 7 is set
         if pos >= end:
             raise DecodeError("record truncated: missing DIFE", offset=pos)
-        if n == 10:
+        if pos - at == 11:
             raise DecodeError("more than 10 DIFE bytes", offset=pos)
-        dife = data[pos]
-        storage |= (dife & 0x0F) << (1 + 4 * n)
-        tariff |= ((dife >> 4) & 0x03) << (2 * n)
-        subunit |= ((dife >> 6) & 0x01) << n
-        ext, n, pos = dife & 0x80, n + 1, pos + 1
+        pos += 1
     vif_at = pos
-    while True:  # the VIF and its VIFEs: each byte's bit 7 says another follows
+    while True:  # the VIF and its VIFEs: bit 7 says another byte follows
         if pos >= end:
             raise DecodeError("record truncated: missing VIF/VIFE", offset=pos)
         if pos - vif_at == 11:
@@ -344,43 +357,57 @@ def _record(data: bytes, at: int) -> tuple[Record | None, int]:
         pos += 1
         if not data[pos - 1] & 0x80:
             break
-    chain = data[vif_at:pos]
-    plain_text = chain[0] & 0x7F == 0x7C
-    if plain_text:  # unit given as text after the VIF chain: consume and skip the record
+    if data[vif_at] & 0x7F == _PLAIN_TEXT:  # consume the unit text and the data, no record
         if pos >= end or pos + 1 + data[pos] > end:
             raise DecodeError("record truncated: plain-text VIF", offset=vif_at)
-        pos += 1 + data[pos]
-        (quantity, unit, exponent), used = ("plain_text", "", 0), 1
-    else:
-        (quantity, unit, exponent), used = _vif_meaning(chain, vif_at)
-    vife: tuple[int, ...] = ()
-    mfr: tuple[int, ...] = ()
-    if len(chain) > used:
-        vife, mfr, exponent = _vifes(chain, used, quantity, exponent)
-    if coding == 0x0D:
-        raw, pos, kind = _variable(data, pos, at)
-    else:
-        size, kind = _CODINGS[coding]
-        if pos + size > end:
-            raise DecodeError(
-                f"record truncated: DIF {dif:#04x} needs {size} data bytes", offset=at
-            )
-        raw, pos = data[pos : pos + size], pos + size
-    if plain_text:
-        return None, pos
-    if quantity == "on_time" or quantity == "operating_time":
-        value, invalid = _value(quantity, coding, kind, raw, 0, at)
-        exponent = 0
-        if isinstance(value, int | float):
-            value = value * _TIME_UNITS[chain[0] & 0x03]
-    else:
-        value, invalid = _value(quantity, coding, kind, raw, exponent, at)
-    function = _FUNCTIONS[(dif >> 4) & 3]
+        return None, _data(data, pos + 1 + data[pos], coding, at)[1]
+    header = _HEADERS.get(data[at:pos])
+    if header is None:
+        header = _header(data, at, vif_at, pos)
+        if len(_HEADERS) < _HEADERS_KEPT:
+            _HEADERS[data[at:pos]] = header
+    raw, pos, kind = _data(data, pos, coding, at)
+    value, invalid = _value(header.quantity, coding, kind, raw, header.exponent, at)
+    if header.time_factor != 1 and isinstance(value, int | float):
+        value = value * header.time_factor
     record = Record(
-        at, quantity, unit, value, storage, tariff, subunit, function, vife, mfr, raw, invalid,
-        exponent,
+        at, header.quantity, header.unit, value, header.storage, header.tariff, header.subunit,
+        header.function, header.vife, header.mfr_vife, raw, invalid, header.exponent,
     )  # fmt: skip
     return record, pos
+
+
+def _data(data: bytes, pos: int, coding: int, at: int) -> tuple[bytes, int, str]:
+    """The data field at ``data[pos]``: (bytes, offset after it, kind binary|real|bcd|...)."""
+    if coding == 0x0D:
+        return _variable(data, pos, at)
+    size, kind = _CODINGS[coding]
+    if pos + size > len(data):
+        raise DecodeError(
+            f"record truncated: DIF {data[at]:#04x} needs {size} data bytes", offset=at
+        )
+    return data[pos : pos + size], pos + size, kind
+
+
+def _header(data: bytes, at: int, vif_at: int, end: int) -> _Header:
+    """The meaning of the DIF at ``data[at]``, its DIFEs and the VIF chain ``data[vif_at:end]``."""
+    dif = data[at]
+    storage, tariff, subunit = (dif >> 6) & 1, 0, 0
+    for n, dife in enumerate(data[at + 1 : vif_at]):
+        storage |= (dife & 0x0F) << (1 + 4 * n)
+        tariff |= ((dife >> 4) & 0x03) << (2 * n)
+        subunit |= ((dife >> 6) & 0x01) << n
+    chain = data[vif_at:end]
+    (quantity, unit, exponent), used = _vif_meaning(chain, vif_at)
+    vife, mfr, exponent = _vifes(chain, used, quantity, exponent)
+    time_factor = 1
+    if quantity == "on_time" or quantity == "operating_time":
+        time_factor, exponent = _TIME_UNITS[chain[0] & 0x03], 0
+    function = _FUNCTIONS[(dif >> 4) & 3]
+    return _Header(
+        storage, tariff, subunit, function, quantity, unit, exponent, vife, mfr,
+        time_factor,
+    )  # fmt: skip
 
 
 def _vifes(
@@ -434,32 +461,30 @@ def to_values(
     for r in records:
         if r.storage != storage or r.tariff or r.subunit or r.vife or r.mfr_vife:
             continue
-        if not isinstance(r.value, int | float | str) or r.function is Function.ERROR:
+        value, quantity = r.value, r.quantity
+        if not isinstance(value, _PLAIN_VALUES) or r.function is Function.ERROR:
             continue
-        if r.quantity in ("fabrication_no", "identification") and "meter_serial" not in values:
-            values["meter_serial"] = str(r.value)
-        elif r.quantity == "error_flags" and isinstance(r.value, int):
-            values["error_flags"] = r.value
-        elif isinstance(r.value, str):
+        if quantity in _SERIALS and "meter_serial" not in values:
+            values["meter_serial"] = str(value)
+        elif quantity == "error_flags" and isinstance(value, int):
+            values["error_flags"] = value
+        elif isinstance(value, str):
             continue
-        elif r.quantity == "energy" and r.function is Function.INSTANTANEOUS:
-            values[energy_field] = _kwh(r)
-        elif r.quantity in _VOCABULARY:
-            name, factors = _VOCABULARY[r.quantity]
+        elif quantity == "energy" and r.function is Function.INSTANTANEOUS:
+            values[energy_field] = _clean(value * _KWH[r.unit])
+        elif quantity in _VOCABULARY:
+            name, factors = _VOCABULARY[quantity]
             if r.function is not Function.INSTANTANEOUS:
-                if r.quantity != "volume_flow":
+                if quantity != "volume_flow":
                     continue
                 name = "flow_max_m3h" if r.function is Function.MAXIMUM else "flow_min_m3h"
             factor = factors[r.unit]
-            value = r.value if factor == 1 else _clean(r.value * factor)
-            values[name] = value
+            values[name] = value if factor == 1 else _clean(value * factor)
     return values
 
 
-def _kwh(record: Record) -> float:
-    """An energy record in kWh."""
-    assert isinstance(record.value, int | float)
-    return _clean(record.value * _KWH[record.unit])
+_PLAIN_VALUES = (int, float, str)  # record values to_values reads (not dates, bytes or None)
+_SERIALS = ("fabrication_no", "identification")
 
 
 def _clean(value: float) -> float:

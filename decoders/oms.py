@@ -305,19 +305,19 @@ def readings(
     values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
     now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
-    for storage in sorted({r.storage for r in records} - {0}):
-        when = next(
-            (
-                r.value
-                for r in records
-                if r.storage == storage and r.quantity in ("date", "datetime")
-            ),
-            None,
-        )
-        stored = to_values(records, storage=storage, energy_field=energy_field)
+    by_storage: dict[int, list[Record]] = {}  # one pass, not one scan of the records per storage
+    for record in records:
+        if record.storage:
+            by_storage.setdefault(record.storage, []).append(record)
+    for storage, stored_records in sorted(by_storage.items()):
+        when = next((r.value for r in stored_records if r.quantity in _DATES), None)
+        stored = to_values(stored_records, storage=storage, energy_field=energy_field)
         if isinstance(when, datetime) and stored:
             result.append(Reading(stored, uplink.meter_time(when)))
     return result
+
+
+_DATES = ("date", "datetime")
 
 
 def status_alarms(status: int) -> Values:

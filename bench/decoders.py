@@ -13,6 +13,8 @@ Targets (median of interleaved rounds; each round times every target and its anc
   with ``cryptography`` (cipher context, update, finalize), the part a decoder cannot avoid.
 Each target line prints the median decodes/s, the anchor's median rate, the median per-round
 ratio "anchors per decode" (anchor rate / decode rate), the target and whether it is met.
+Rates are per CPU second of this process (``time.process_time``), i.e. per core: on a shared
+machine the wall clock also counts the time other processes hold the core.
 
 The table below (one timing per row, ``decoder.readings`` on a prebuilt Uplink, about
 ``--seconds`` each) covers the OMS frame in plain, the pulse counter and every other decoder's
@@ -131,22 +133,23 @@ NULL = Decoder(vendor="bench", model="null", decode=lambda uplink: {}, fields=()
 
 
 def rate(fn: Callable[[], object], n: int) -> float:
-    """Calls per second over ``n`` calls."""
-    started = time.perf_counter()
+    """Calls per CPU second (this process's CPU time: per core, whatever else the machine
+    runs) over ``n`` calls."""
+    started = time.process_time()
     for _ in range(n):
         fn()
-    return n / (time.perf_counter() - started)
+    return n / (time.process_time() - started)
 
 
 def calibrate(fn: Callable[[], object], seconds: float) -> int:
-    """How many calls take about ``seconds``."""
+    """How many calls take about ``seconds`` of CPU time."""
     n, elapsed = 1, 0.0
     while elapsed < seconds / 10:
         n *= 2
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(n):
             fn()
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
     return max(1, round(n * seconds / elapsed))
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import struct
 from datetime import datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decoders import mbus
 from decoders.core import DecodeError
 from decoders.mbus import Function, Record, parse_records, to_values
 
@@ -173,3 +175,162 @@ def test_random_bytes_give_records_or_decode_error(data: bytes) -> None:
     for record in records:
         assert isinstance(record, Record)
     to_values(records)
+
+
+# The lookup tables of decoders/mbus.py against the spec, stated here a second way: bit patterns
+# as EN 13757-3:2013 prints them (table 10: primary VIF "E000 0nnn energy 10^(nnn-3) Wh", ...;
+# table 12: VIFE after FB; table 14: VIFE after FD). A wrong or missing table entry goes red.
+def _primary_reference(code: int) -> tuple[str, str, int] | None:
+    nnn, nn = code & 0x07, code & 0x03
+    ranges = [  # (mask, pattern, quantity, unit, exponent)
+        (0x78, 0x00, "energy", "Wh", nnn - 3),  # E000 0nnn
+        (0x78, 0x08, "energy", "J", nnn),  # E000 1nnn
+        (0x78, 0x10, "volume", "m3", nnn - 6),  # E001 0nnn
+        (0x78, 0x18, "mass", "kg", nnn - 3),  # E001 1nnn
+        (0x7C, 0x20, "on_time", "s", 0),  # E010 00nn (nn: s, min, h, d)
+        (0x7C, 0x24, "operating_time", "s", 0),  # E010 01nn
+        (0x78, 0x28, "power", "W", nnn - 3),  # E010 1nnn
+        (0x78, 0x30, "power", "J/h", nnn),  # E011 0nnn
+        (0x78, 0x38, "volume_flow", "m3/h", nnn - 6),  # E011 1nnn
+        (0x78, 0x40, "volume_flow", "m3/min", nnn - 7),  # E100 0nnn
+        (0x78, 0x48, "volume_flow", "m3/s", nnn - 9),  # E100 1nnn
+        (0x78, 0x50, "mass_flow", "kg/h", nnn - 3),  # E101 0nnn
+        (0x7C, 0x58, "flow_temp", "°C", nn - 3),  # E101 10nn
+        (0x7C, 0x5C, "return_temp", "°C", nn - 3),  # E101 11nn
+        (0x7C, 0x60, "temp_diff", "K", nn - 3),  # E110 00nn
+        (0x7C, 0x64, "external_temp", "°C", nn - 3),  # E110 01nn
+        (0x7C, 0x68, "pressure", "bar", nn - 3),  # E110 10nn
+    ]
+    for mask, pattern, quantity, unit, exponent in ranges:
+        if code & mask == pattern:
+            return quantity, unit, exponent
+    named = {0x6C: "date", 0x6D: "datetime", 0x6E: "hca_units", 0x78: "fabrication_no"}
+    named |= {0x79: "identification", 0x7A: "bus_address", 0x7F: "manufacturer"}
+    return (named[code], "", 0) if code in named else None
+
+
+def _fb_reference(code: int) -> tuple[str, str, int] | None:
+    n, nn = code & 0x01, code & 0x03
+    ranges = [
+        (0x7E, 0x00, "energy", "Wh", n + 5),  # E000 000n: 10^(n-1) MWh
+        (0x7E, 0x08, "energy", "J", n + 8),  # E000 100n: 10^(n-1) GJ
+        (0x7C, 0x0C, "energy", "cal", nn + 5),  # E000 11nn: 10^(n-1) MCal (Elvaco: 0x0D 1 MCal)
+        (0x7E, 0x10, "volume", "m3", n + 2),  # E001 000n: 10^(n+2) m³
+        (0x7E, 0x18, "mass", "kg", n + 5),  # E001 100n: 10^(n+2) t
+        (0x7E, 0x28, "power", "W", n + 5),  # E010 100n: 10^(n-1) MW
+        (0x7E, 0x30, "power", "J/h", n + 8),  # E011 000n: 10^(n-1) GJ/h
+    ]
+    for mask, pattern, quantity, unit, exponent in ranges:
+        if code & mask == pattern:
+            return quantity, unit, exponent
+    return None
+
+
+def _fd_reference(code: int) -> tuple[str, str, int] | None:
+    if code & 0x70 == 0x40:  # E100 nnnn: 10^(nnnn-9) V
+        return "voltage", "V", (code & 0x0F) - 9
+    if code & 0x70 == 0x50:  # E101 nnnn: 10^(nnnn-12) A
+        return "current", "A", (code & 0x0F) - 12
+    named = {
+        0x08: "access_number", 0x09: "medium", 0x0A: "manufacturer", 0x0B: "parameter_set",
+        0x0C: "model_version", 0x0D: "hardware_version", 0x0E: "firmware_version",
+        0x0F: "software_version", 0x10: "customer_location", 0x11: "customer",
+        0x16: "password", 0x17: "error_flags", 0x18: "error_mask", 0x1A: "digital_output",
+        0x1B: "digital_input", 0x3A: "dimensionless", 0x60: "reset_counter",
+        0x61: "cumulation_counter", 0x74: "battery_life_days",
+    }  # fmt: skip
+    return (named[code], "", 0) if code in named else None
+
+
+@pytest.mark.parametrize(
+    ("table", "reference"),
+    [
+        (mbus.PRIMARY_VIF, _primary_reference),
+        (mbus.FB_VIF, _fb_reference),
+        (mbus.FD_VIF, _fd_reference),
+    ],
+    ids=["primary", "FB", "FD"],
+)
+def test_vif_tables_match_the_spec_bit_patterns(
+    table: dict[int, tuple[str, str, int]], reference: Any
+) -> None:
+    for code in range(0x80):
+        assert table.get(code) == reference(code), f"VIF code {code:#04x}"
+
+
+def test_vif_tables_reach_the_records() -> None:
+    # every primary code the tables know decodes as a record with that meaning (an int8 0x01)
+    for code, (quantity, unit, exponent) in mbus.PRIMARY_VIF.items():
+        if quantity in ("date", "datetime", "manufacturer"):
+            continue
+        record = one(f"01 {code:02X} 01")
+        assert (record.quantity, record.unit, record.exponent) == (quantity, unit, exponent)
+    for code, (quantity, unit, exponent) in mbus.FD_VIF.items():
+        record = one(f"01 FD{code:02X} 01")
+        assert (record.quantity, record.unit, record.exponent) == (quantity, unit, exponent)
+
+
+def test_data_field_codings_match_the_spec() -> None:
+    # EN 13757-3 table 4: 0 no data, 1-4 int8..int32, 5 real32, 6 int48, 7 int64,
+    # 9-C BCD 2..8 digits, E BCD 12 digits; 8, D (variable) and F are not fixed-size data
+    sizes = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 6, 7: 8, 9: 1, 10: 2, 11: 3, 12: 4, 14: 6}
+    kinds = {
+        coding: "bcd" if coding >= 9 else "real" if coding == 5 else "binary" for coding in sizes
+    }
+    assert {c: size for c, (size, _) in mbus._CODINGS.items()} == sizes
+    assert {c: kind for c, (_, kind) in mbus._CODINGS.items()} == kinds
+    assert [f.value for f in mbus._FUNCTIONS] == [0, 1, 2, 3]  # DIF bits 5-4
+
+
+def _bcd_reference(data: bytes) -> int | None:
+    """Type A the way the standard prints it: the hex digits, MSB first; F on top = minus."""
+    digits = data[::-1].hex()
+    sign = -1 if digits[:1] == "f" else 1
+    digits = digits[1:] if sign < 0 else digits
+    return sign * int(digits) if digits.isdigit() else None
+
+
+def test_bcd_pairs_cover_every_byte() -> None:
+    for byte in range(256):
+        text = f"{byte:02x}"
+        assert mbus._BCD_PAIRS.get(byte) == (int(text) if text.isdigit() else None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=1, max_size=8))
+def test_bcd_matches_the_digit_reading(data: bytes) -> None:
+    want = _bcd_reference(data)
+    if want is None:
+        with pytest.raises(DecodeError, match="invalid BCD"):
+            mbus._bcd(data, 0)
+    else:
+        assert mbus._bcd(data, 0) == want
+
+
+def test_remembered_headers_decode_like_fresh_ones() -> None:
+    frame = bytes.fromhex(
+        "0C06 52676102 0C14 97899900 0B2D 000000 0A5A 3306 0C78 29110366 02FD17 0000"
+        " C4 5A 06 01000000  84 10 06 02000000  14 3B 01000000  04 93 75 0A000000  02 26 0200"
+    )
+    mbus._HEADERS.clear()
+    fresh = parse_records(frame)
+    assert mbus._HEADERS, "headers are kept"
+    assert parse_records(frame) == fresh
+    mbus._HEADERS.clear()
+    assert parse_records(frame) == fresh
+
+
+def test_bad_headers_are_not_kept_and_the_store_is_bounded() -> None:
+    mbus._HEADERS.clear()
+    for _ in range(2):
+        with pytest.raises(DecodeError, match="unsupported VIF 0x6f"):
+            parse_records(bytes.fromhex("02 6F 0000"))
+    assert not mbus._HEADERS
+    for storage in range(mbus._HEADERS_KEPT + 10):  # distinct headers: DIF 82 and 4 DIFEs
+        difes = [0x80 | (storage >> shift) & 0x0F for shift in (0, 4, 8, 12)]
+        difes[-1] &= 0x7F
+        (record,) = parse_records(bytes([0x82, *difes, 0x13, 0x01, 0x00]))
+        assert record.storage == storage << 1
+        assert record.value == pytest.approx(0.001)  # VIF 13: litres
+    assert len(mbus._HEADERS) == mbus._HEADERS_KEPT
+    mbus._HEADERS.clear()

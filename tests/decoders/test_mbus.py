@@ -39,6 +39,9 @@ def one(hex_: str) -> Record:
         ("0A 5A 23F1", "flow_temp", "°C", -12.3),  # negative BCD (F in the top nibble)
         ("0D 78 04 34333231", "fabrication_no", "", "1234"),  # variable length, ASCII reversed
         ("0D 13 C2 3412", "volume", "m3", 1.234),  # variable length BCD
+        ("0D 13 D2 3412", "volume", "m3", -1.234),  # variable length BCD, negative
+        ("0D 13 E3 FFFFFF", "volume", "m3", -0.001),  # variable length binary, signed
+        ("0D 13 03 333231", "volume", "m3", "123"),  # variable length ASCII: kept as text
     ],
 )
 def test_data_field_codings(hex_: str, quantity: str, unit: str, value: object) -> None:

@@ -139,12 +139,12 @@ _IDENTIFIERS = {"fabrication_no", "identification", "bus_address", "error_flags"
 # Quantities whose number is a count, code or identifier: never scaled by a decimal exponent.
 _UNITLESS = frozenset({*_FD_PLAIN.values(), "hca_units", "bus_address", *_IDENTIFIERS})
 
-Meaning = tuple[str, str, int]  # quantity, unit, decimal exponent
+_Meaning = tuple[str, str, int]  # quantity, unit, decimal exponent
 
 
 def _codes(
     ranges: tuple[tuple[int, int, str, str, int], ...], plain: dict[int, str]
-) -> dict[int, Meaning]:
+) -> dict[int, _Meaning]:
     """One table as code (bits 6-0) -> meaning: every code of each range, then the plain ones."""
     found = {
         first + n: (quantity, unit, exponent + n)
@@ -163,10 +163,10 @@ FB_VIF = _codes(_FB, {})
 FD_VIF = _codes(_FD, _FD_PLAIN)
 
 
-def _vif_meaning(vif: bytes, at: int) -> tuple[Meaning, int]:
+def _vif_meaning(vif: bytes, at: int) -> tuple[_Meaning, int]:
     """(quantity, unit, decimal exponent) of a VIF chain and the VIF bytes it takes (1 or 2)."""
     code = vif[0] & 0x7F
-    if code == 0x7B or code == 0x7D:  # the FB / FD extension tables
+    if code in (0x7B, 0x7D):  # the FB / FD extension tables
         if len(vif) < 2:
             raise DecodeError(f"VIF {vif[0]:#04x} needs an extension byte", offset=at)
         meaning = (FB_VIF if code == 0x7B else FD_VIF).get(vif[1] & 0x7F)
@@ -253,7 +253,7 @@ def _value(
     """The record's value in its unit, and whether the meter flagged it invalid."""
     if coding == 0:
         return None, False
-    if quantity == "date" or quantity == "datetime":
+    if quantity in ("date", "datetime"):
         if kind != "binary" or len(raw) not in ((2,) if quantity == "date" else (4, 6)):
             raise DecodeError(f"{quantity} record with unexpected coding {coding:#x}", offset=at)
         when = _date_g(int.from_bytes(raw, "little"), at) if len(raw) == 2 else None
@@ -263,7 +263,7 @@ def _value(
         return raw[::-1].decode("latin-1"), False
     if quantity == "manufacturer":
         return raw, False
-    if kind == "bcd" or kind == "-bcd":
+    if kind in ("bcd", "-bcd"):
         number = _bcd(raw, at) * (-1 if kind == "-bcd" else 1)
         if quantity in _IDENTIFIERS:
             return str(number).zfill(2 * len(raw)), False
@@ -277,7 +277,7 @@ def _value(
     else:
         signed = quantity not in _IDENTIFIERS
         number = int.from_bytes(raw, "little", signed=signed)
-        if quantity == "fabrication_no" or quantity == "identification":
+        if quantity in ("fabrication_no", "identification"):
             return str(number), False
     if quantity in _UNITLESS:
         return number, False
@@ -325,8 +325,9 @@ class _Header(NamedTuple):
 
 
 # A meter repeats the same record headers frame after frame, so the meaning of each distinct
-# DIF..VIF(E) byte string is worked out once (``_header``) and kept. Bounded: past the limit
-# (random input) headers are still decoded, just not kept. Headers with errors are never kept.
+# DIF..VIF(E) byte string (all it depends on) is worked out once (``_header``) and kept: a memo,
+# no state a result depends on. Bounded: past the limit (random input) headers are still
+# decoded, just not kept. Headers with errors are never kept.
 _HEADERS: dict[bytes, _Header] = {}
 _HEADERS_KEPT = 4096
 _PLAIN_TEXT = 0x7C  # VIF: the unit follows as text (EN 13757-3 table 10); the record is skipped
@@ -337,7 +338,7 @@ def _record(data: bytes, at: int) -> tuple[Record | None, int]:
     record with a plain-text unit (skipped)."""
     end = len(data)
     dif, pos = data[at], at + 1
-    if dif == 0x0F or dif == 0x1F:  # manufacturer-specific data to the end of the frame
+    if dif in (0x0F, 0x1F):  # manufacturer-specific data to the end of the frame
         return Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]), end
     coding = dif & 0x0F
     if coding == 0x0F or coding == 0x08:
@@ -401,13 +402,12 @@ def _header(data: bytes, at: int, vif_at: int, end: int) -> _Header:
     (quantity, unit, exponent), used = _vif_meaning(chain, vif_at)
     vife, mfr, exponent = _vifes(chain, used, quantity, exponent)
     time_factor = 1
-    if quantity == "on_time" or quantity == "operating_time":
+    if quantity in ("on_time", "operating_time"):
         time_factor, exponent = _TIME_UNITS[chain[0] & 0x03], 0
     function = _FUNCTIONS[(dif >> 4) & 3]
     return _Header(
-        storage, tariff, subunit, function, quantity, unit, exponent, vife, mfr,
-        time_factor,
-    )  # fmt: skip
+        storage, tariff, subunit, function, quantity, unit, exponent, vife, mfr, time_factor
+    )
 
 
 def _vifes(
@@ -417,8 +417,7 @@ def _vifes(
     the multiplicative corrections applied)."""
     vife: list[int] = []
     mfr: list[int] = []
-    for i in range(used, len(chain)):
-        byte = chain[i]
+    for i, byte in enumerate(chain[used:], used):
         code = byte & 0x7F
         if mfr or (quantity == "manufacturer"):
             mfr.append(byte)

@@ -19,8 +19,10 @@ and annex A (data types A, B, C, F, G, I), OMS Vol. 2 (table subsets actually se
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import struct
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -247,55 +249,247 @@ def _variable(data: bytes, pos: int, at: int) -> tuple[bytes, int, str]:
     return data[pos : pos + size], pos + size, kind
 
 
-def _value(
-    quantity: str, coding: int, kind: str, raw: bytes, exponent: int, at: int
-) -> tuple[RecordValue, bool]:
-    """The record's value in its unit, and whether the meter flagged it invalid."""
+# How one record's data field becomes its value: ``read(raw, at) -> (value, flagged invalid)``,
+# ``at`` the record's offset for errors. Which reader a record needs depends only on what its
+# header says (quantity, data field coding, exponent) and, for variable-length data, on the
+# LVAR kind and size, so ``_reader`` picks it once per such combination (cached) and the
+# per-record work is one call without the branching below.
+_Read = Callable[[bytes, int], tuple[RecordValue, bool]]
+
+
+@functools.lru_cache(maxsize=1024)
+def _reader(
+    quantity: str, coding: int, kind: str, size: int, exponent: int, time_factor: int = 1
+) -> _Read:
+    """The reader for data of ``size`` bytes read as ``kind`` (EN 13757-3 annex A types)."""
+    read = _base_reader(quantity, coding, kind, size, exponent)
+    if time_factor == 1:
+        return read
+
+    def in_seconds(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        value, invalid = read(raw, at)
+        return (value * time_factor if isinstance(value, int | float) else value), invalid
+
+    return in_seconds
+
+
+def _base_reader(quantity: str, coding: int, kind: str, size: int, exponent: int) -> _Read:
     if coding == 0:
-        return None, False
+        return _no_data
     if quantity in ("date", "datetime"):
-        if kind != "binary" or len(raw) not in ((2,) if quantity == "date" else (4, 6)):
-            raise DecodeError(f"{quantity} record with unexpected coding {coding:#x}", offset=at)
-        when = _date_g(int.from_bytes(raw, "little"), at) if len(raw) == 2 else None
-        when = _date_time(raw, at) if len(raw) != 2 else when
-        return when, when is None
+        if kind != "binary" or size not in ((2,) if quantity == "date" else (4, 6)):
+            return _fails(f"{quantity} record with unexpected coding {coding:#x}")
+        return _read_date_g if size == 2 else _read_date_time
     if kind == "ascii":
-        return raw[::-1].decode("latin-1"), False
+        return _read_ascii
     if quantity == "manufacturer":
-        return raw, False
+        return _read_bytes
+    number: Callable[[bytes, int], int]
     if kind in ("bcd", "-bcd"):
-        number = _bcd(raw, at) * (-1 if kind == "-bcd" else 1)
+        number = _read_bcd if kind == "bcd" else _read_negative_bcd
         if quantity in _IDENTIFIERS:
-            return str(number).zfill(2 * len(raw)), False
+            return _as_digits(number, 2 * size)
     elif kind == "real":
-        real = _REAL32.unpack(raw)[0]
-        if not math.isfinite(real):
-            raise DecodeError(f"non-finite real value in {quantity} record", offset=at)
-        return scaled(real, exponent), False
-    elif quantity == "identification" and len(raw) == 8:  # ID (BCD), manufacturer, version, medium
-        return str(_bcd(raw[:4], at)).zfill(8), False
+        return _real_reader(quantity, exponent)
+    elif quantity == "identification" and size == 8:  # ID (BCD), manufacturer, version, medium
+        return _read_identification
     else:
-        signed = quantity not in _IDENTIFIERS
-        number = int.from_bytes(raw, "little", signed=signed)
+        number = _read_int if quantity not in _IDENTIFIERS else _read_uint
         if quantity in ("fabrication_no", "identification"):
-            return str(number), False
+            return _as_text(number)
     if quantity in _UNITLESS:
-        return number, False
-    return (number * 10**exponent if exponent >= 0 else scaled(number, exponent)), False
+        return _as_is(number)
+    return _scaled_reader(number, exponent)
+
+
+def _no_data(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    return None, False
+
+
+def _fails(message: str) -> _Read:
+    def fail(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        raise DecodeError(message, offset=at)
+
+    return fail
+
+
+def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    when = _date_g(int.from_bytes(raw, "little"), at)
+    return when, when is None
+
+
+def _read_date_time(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    when = _date_time(raw, at)
+    return when, when is None
+
+
+def _read_ascii(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    return raw[::-1].decode("latin-1"), False
+
+
+def _read_bytes(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    return raw, False
+
+
+def _read_identification(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+    return str(_bcd(raw[:4], at)).zfill(8), False
+
+
+_read_bcd = _bcd
+
+
+def _read_negative_bcd(raw: bytes, at: int) -> int:
+    return -_bcd(raw, at)
+
+
+def _read_int(raw: bytes, at: int) -> int:
+    return int.from_bytes(raw, "little", signed=True)
+
+
+def _read_uint(raw: bytes, at: int) -> int:
+    return int.from_bytes(raw, "little")
+
+
+def _as_digits(number: Callable[[bytes, int], int], width: int) -> _Read:
+    def digits(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return str(number(raw, at)).zfill(width), False
+
+    return digits
+
+
+def _as_text(number: Callable[[bytes, int], int]) -> _Read:
+    def text(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return str(number(raw, at)), False
+
+    return text
+
+
+def _as_is(number: Callable[[bytes, int], int]) -> _Read:
+    def plain(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return number(raw, at), False
+
+    return plain
+
+
+def _scaled_reader(number: Callable[[bytes, int], int], exponent: int) -> _Read:
+    """number x 10^exponent: an int for exponent >= 0, else as ``scaled`` divides."""
+    if exponent >= 0:
+        factor = 10**exponent
+
+        def times(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+            return number(raw, at) * factor, False
+
+        return times
+    divisor = 10**-exponent
+
+    def divided(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return float(number(raw, at) / divisor), False
+
+    return divided
+
+
+def _real_reader(quantity: str, exponent: int) -> _Read:
+    def real(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        value = _REAL32.unpack(raw)[0]
+        if not math.isfinite(value):
+            raise DecodeError(f"non-finite real value in {quantity} record", offset=at)
+        return scaled(value, exponent), False
+
+    return real
 
 
 def parse_records(data: bytes, start: int = 0) -> list[Record]:
     """Parse ``data[start:]`` as M-Bus data records; offsets in errors refer to ``data``."""
+    layout = _LAYOUTS.get((start, len(data)))
+    if layout is not None and layout.fits(data):
+        return layout.records(data)
     records: list[Record] = []
+    ends: list[int] = []  # the offset after each record (for ``_learn``)
     pos, end = start, len(data)
     while pos < end:
         if data[pos] == 0x2F:  # idle filler
             pos += 1
             continue
         record, pos = _record(data, pos)
+        if record is None:
+            ends.clear()  # a plain-text unit: this frame gets no layout
+            break
+        records.append(record)
+        ends.append(pos)
+    while pos < end:  # the rest of a frame with a plain-text unit: no layout
+        if data[pos] == 0x2F:
+            pos += 1
+            continue
+        record, pos = _record(data, pos)
         if record is not None:
             records.append(record)
+    if len(ends) == len(records) and len(_LAYOUTS) < _LAYOUTS_KEPT:
+        _learn(data, start, records, ends)
     return records
+
+
+class _Layout(NamedTuple):
+    """Where the data fields of a frame lie, learnt from one full parse (``_learn``).
+
+    The parse of a frame is decided by its non-data bytes alone (DIF, DIFEs, VIF, VIFEs,
+    fillers; EN 13757-3 clause 6: each DIF fixes its data field's length, except LVAR 0x0D,
+    which such layouts never hold): a frame of the same length whose non-data bytes equal
+    ``fixed_bytes`` parses into the same records, each data field at the same place, read by
+    the same reader. So such a frame is decoded by slicing, one reader call per record.
+    """
+
+    fixed: tuple[slice, ...]  # the non-data stretches: headers and fillers
+    fixed_bytes: tuple[bytes, ...]  # what they held
+    fields: tuple[slice, ...]  # one data field per record
+    headers: tuple[tuple[int, _Header | None], ...]  # offset, header (None: 0F/1F mfr data)
+
+    def fits(self, data: bytes) -> bool:
+        return tuple(map(data.__getitem__, self.fixed)) == self.fixed_bytes
+
+    def records(self, data: bytes) -> list[Record]:
+        """The records of ``data`` (which ``fits``), as ``_record`` makes them."""
+        records = []
+        for (at, h), raw in zip(self.headers, map(data.__getitem__, self.fields), strict=True):
+            if h is None or h.read is None:  # 0F/1F manufacturer data (a layout has no LVAR)
+                records.append(_manufacturer_data(at, raw))
+                continue
+            value, invalid = h.read(raw, at)
+            records.append(Record(
+                at, h.quantity, h.unit, value, h.storage, h.tariff, h.subunit, h.function,
+                h.vife, h.mfr_vife, raw, invalid, h.exponent,
+            ))  # fmt: skip
+        return records
+
+
+# Layouts by (start, frame length): one per key, the last frame's (a meter sends the same
+# layout every time). A memo like ``_HEADERS``: ``fits`` checks every non-data byte before a
+# layout is used, so a stale or foreign layout only costs the full parse. Bounded.
+_LAYOUTS: dict[tuple[int, int], _Layout] = {}
+_LAYOUTS_KEPT = 1024
+
+
+def _learn(data: bytes, start: int, records: list[Record], ends: list[int]) -> None:
+    """Keep the layout of a frame that parsed into ``records`` (each ending at ``ends``)."""
+    fixed, fields, headers = [], [], []
+    pos = start
+    for record, end in zip(records, ends, strict=True):
+        at = record.offset
+        if data[at] in (0x0F, 0x1F):  # manufacturer data to the end
+            header = None
+        else:
+            if data[at] & 0x0F == 0x0D:
+                return  # variable length: the data's length is in the data
+            header = _HEADERS.get(data[at : end - len(record.raw)])
+            if header is None:
+                return  # not kept (store full)
+        fixed.append(slice(pos, end - len(record.raw)))
+        fields.append(slice(end - len(record.raw), end))
+        headers.append((at, header))
+        pos = end
+    fixed.append(slice(pos, len(data)))  # trailing fillers (or nothing)
+    _LAYOUTS[start, len(data)] = _Layout(
+        tuple(fixed), tuple(data[s] for s in fixed), tuple(fields), tuple(headers)
+    )
 
 
 def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:
@@ -322,6 +516,7 @@ class _Header(NamedTuple):
     vife: tuple[int, ...]
     mfr_vife: tuple[int, ...]
     time_factor: int  # on/operating time: seconds per count of the VIF's unit; else 1
+    read: _Read | None  # the data field's reader (``_reader``); None: variable length (LVAR)
 
 
 # A meter repeats the same record headers frame after frame, so the meaning of each distinct
@@ -339,7 +534,7 @@ def _record(data: bytes, at: int) -> tuple[Record | None, int]:
     end = len(data)
     dif, pos = data[at], at + 1
     if dif in (0x0F, 0x1F):  # manufacturer-specific data to the end of the frame
-        return Record(at, "manufacturer_data", "", data[pos:], raw=data[pos:]), end
+        return _manufacturer_data(at, data[pos:]), end
     coding = dif & 0x0F
     if coding == 0x0F or coding == 0x08:
         raise DecodeError(f"reserved or unsupported DIF {dif:#04x}", offset=at)
@@ -368,14 +563,19 @@ def _record(data: bytes, at: int) -> tuple[Record | None, int]:
         if len(_HEADERS) < _HEADERS_KEPT:
             _HEADERS[data[at:pos]] = header
     raw, pos, kind = _data(data, pos, coding, at)
-    value, invalid = _value(header.quantity, coding, kind, raw, header.exponent, at)
-    if header.time_factor != 1 and isinstance(value, int | float):
-        value = value * header.time_factor
+    read = header.read or _reader(
+        header.quantity, coding, kind, len(raw), header.exponent, header.time_factor
+    )
+    value, invalid = read(raw, at)
     record = Record(
         at, header.quantity, header.unit, value, header.storage, header.tariff, header.subunit,
         header.function, header.vife, header.mfr_vife, raw, invalid, header.exponent,
     )  # fmt: skip
     return record, pos
+
+
+def _manufacturer_data(at: int, raw: bytes) -> Record:
+    return Record(at, "manufacturer_data", "", raw, raw=raw)
 
 
 def _data(data: bytes, pos: int, coding: int, at: int) -> tuple[bytes, int, str]:
@@ -405,8 +605,11 @@ def _header(data: bytes, at: int, vif_at: int, end: int) -> _Header:
     if quantity in ("on_time", "operating_time"):
         time_factor, exponent = _TIME_UNITS[chain[0] & 0x03], 0
     function = _FUNCTIONS[(dif >> 4) & 3]
+    coding = dif & 0x0F
+    size, kind = _CODINGS.get(coding, (0, ""))
+    read = None if coding == 0x0D else _reader(quantity, coding, kind, size, exponent, time_factor)
     return _Header(
-        storage, tariff, subunit, function, quantity, unit, exponent, vife, mfr, time_factor
+        storage, tariff, subunit, function, quantity, unit, exponent, vife, mfr, time_factor, read
     )
 
 

@@ -337,3 +337,110 @@ def test_bad_headers_are_not_kept_and_the_store_is_bounded() -> None:
         assert record.value == pytest.approx(0.001)  # VIF 13: litres
     assert len(mbus._HEADERS) == mbus._HEADERS_KEPT
     mbus._HEADERS.clear()
+
+
+# Frames covering each reader (int/BCD/real/date/identifier codings, DIFEs, VIFEs, fillers,
+# manufacturer data to the end) for the layout tests below.
+_LAYOUT_FRAMES = [
+    "0C06 52676102 0C14 97899900 0B2D 000000 0B3B 000000 0A5A 3306 0A5E 4105 0C78 29110366"
+    " 02FD17 0000",
+    "2F2F 0413 40E20100 02FF20 0000 023B 0A00 046D 220C0F33 4413 10270000 426C 1F21"
+    " 8401 13 20230000 8201 6C 1F21 2F2F",
+    "05 2B 0000C842  01 FD17 05  06 03 010000000000  07 16 0100000000000000  02 26 0200"
+    " 04 93 75 0A000000  C4 5A 06 01000000  0C 78 29110366  07 79 7856341201020304"
+    " 0F 01020304",
+    "04 6D 3B17 8C11  02 FD74 1027  09 FD0E 21  0C 0E 00000000  1F 00",
+]
+
+
+def _clear() -> None:
+    mbus._HEADERS.clear()
+    mbus._LAYOUTS.clear()
+
+
+def _outcome(frame: bytes) -> object:
+    try:
+        return parse_records(frame)
+    except DecodeError as exc:
+        return ("error", str(exc), exc.offset)
+
+
+@pytest.mark.parametrize("hex_", _LAYOUT_FRAMES)
+def test_a_learnt_layout_decodes_like_a_fresh_parse(hex_: str) -> None:
+    frame = bytes.fromhex(hex_.replace(" ", ""))
+    _clear()
+    fresh = parse_records(frame)
+    layout = mbus._LAYOUTS[0, len(frame)]
+    assert len(layout.fields) == len(fresh)
+    assert parse_records(frame) == fresh  # through the layout
+    assert layout.records(frame) == fresh
+    _clear()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_LAYOUT_FRAMES), st.randoms(use_true_random=False))
+def test_other_data_in_a_learnt_layout_decode_like_a_fresh_parse(hex_: str, rng: Any) -> None:
+    """Same headers, other data (valid or not): the layout gives the fresh parse's records or
+    its very error; a changed header byte makes the layout not fit."""
+    frame = bytes.fromhex(hex_.replace(" ", ""))
+    _clear()
+    parse_records(frame)
+    layout = mbus._LAYOUTS[0, len(frame)]
+    other = bytearray(frame)
+    for field in layout.fields:
+        for i in range(field.start, field.stop):
+            if rng.random() < 0.5:
+                other[i] = rng.choice([rng.randrange(256), rng.randrange(10) << 4 | 9])
+    if rng.random() < 0.2:  # a header or filler byte changed too
+        fixed = [i for s in layout.fixed for i in range(s.start, s.stop)]
+        other[rng.choice(fixed)] ^= 1 << rng.randrange(8)
+    other_frame = bytes(other)
+    assert layout.fits(other_frame) == all(
+        other_frame[s] == b for s, b in zip(layout.fixed, layout.fixed_bytes, strict=True)
+    )
+    learnt = _outcome(other_frame)  # the layout when it fits, else a full parse
+    _clear()
+    assert learnt == _outcome(other_frame)
+    _clear()
+
+
+def test_frames_whose_data_length_is_in_the_data_learn_no_layout() -> None:
+    _clear()
+    parse_records(bytes.fromhex("0D 78 04 34333231  04 13 01000000"))  # LVAR
+    parse_records(bytes.fromhex("02 7C 03 434241 0100  04 13 01000000"))  # plain-text unit
+    assert not mbus._LAYOUTS
+    _clear()
+
+
+def test_layouts_are_bounded() -> None:
+    _clear()
+    for size in range(mbus._LAYOUTS_KEPT + 10):
+        parse_records(bytes.fromhex("04 13 01000000") + b"\x2f" * size)
+    assert len(mbus._LAYOUTS) == mbus._LAYOUTS_KEPT
+    _clear()
+
+
+@pytest.mark.parametrize(
+    ("hex_", "value"),
+    [
+        ("04 13 40E20100", 123.456),  # int32 x 10^-3: divided
+        ("04 06 10270000", 10_000_000),  # int32 x 10^3: an int
+        ("0C 06 78563412", 12_345_678_000),  # BCD8 x 10^3
+        ("0A 5A 23F1", -12.3),  # negative BCD x 10^-1
+        ("02 FD17 FFFF", 0xFFFF),  # flags: unsigned, unscaled
+        ("0C 78 29110366", "66031129"),  # fabrication number: BCD digits
+        ("04 78 29110366", str(0x66031129)),  # fabrication number, binary: its decimal text
+        ("02 26 0200", 2 * 3600),  # operating time in hours -> s
+        ("05 2B 0000C842", 100.0),  # real32, W
+        ("02 6C 1F21", datetime(2016, 1, 31)),  # type G
+    ],
+)
+def test_readers_give_the_spec_value_fresh_and_through_a_layout(hex_: str, value: object) -> None:
+    frame = bytes.fromhex(hex_.replace(" ", ""))
+    _clear()
+    fresh = parse_records(frame)
+    learnt = parse_records(frame)
+    assert (0, len(frame)) in mbus._LAYOUTS
+    assert fresh[0].value == value == learnt[0].value
+    assert type(fresh[0].value) is type(value) is type(learnt[0].value)
+    _clear()

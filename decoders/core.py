@@ -423,25 +423,37 @@ def check_values(values: Values, allowed: Sequence[str]) -> None:
     for name, value in values.items():
         if name not in allowed:
             raise DecodeError(f"decoder emitted undeclared field {name!r}")
-        spec = VOCABULARY[name]
-        if spec.type is bool:
-            if not isinstance(value, bool):
-                raise DecodeError(f"{name} must be true/false, got {value!r}")
+        kind, low, high = _CHECKS[name]
+        # the usual case first: an int or float (not a bool), finite and in range
+        if (
+            kind is float
+            and (type(value) is float or type(value) is int)
+            and low <= value <= high
+            and math.isfinite(value)
+        ):
             continue
-        if spec.type is str:
-            if not isinstance(value, str):
-                raise DecodeError(f"{name} must be text, got {value!r}")
-            continue
-        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
-            raise DecodeError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise DecodeError(f"{name} is not a finite number ({value})")
-        if not spec.low <= value <= spec.high:
-            raise DecodeError(
-                f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
-            )
+        _check_value(name, value, VOCABULARY[name])
 
 
+def _check_value(name: str, value: Value, spec: Field) -> None:
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise DecodeError(f"{name} must be true/false, got {value!r}")
+        return
+    if spec.type is str:
+        if not isinstance(value, str):
+            raise DecodeError(f"{name} must be text, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        raise DecodeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise DecodeError(f"{name} is not a finite number ({value})")
+    if not spec.low <= value <= spec.high:
+        raise DecodeError(f"{name}={value} outside the physical range [{spec.low}, {spec.high}]")
+
+
+# Per field: float for the numeric types (int or float), else the type; and the range.
+_CHECKS = {f.name: (float if f.type in (int, float) else f.type, f.low, f.high) for f in _FIELDS}
 _NUMBERS = (int, float)
 
 

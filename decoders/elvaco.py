@@ -16,12 +16,12 @@ Elvaco's compound records (manufacturer VIF 0xFF), per the CMi41xx user's manual
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from decoders.core import DecodeError, Reading, Register, Uplink, Values
-from decoders.mbus import Record, parse_records, scaled, to_values
+from decoders.mbus import Frame, Record, scaled, to_values
 
 __all__ = [
     "COMPACT",
@@ -126,29 +126,34 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
         raise DecodeError(f"unknown message format {header:#04x} for this module", offset=0)
     if fmt is not None and not fmt.supported:
         raise DecodeError(f"message format {header:#04x} ({fmt.name}) is not supported", offset=0)
-    records = parse_records(uplink.payload, 1)
+    frame = Frame(uplink.payload, 1)
     if fmt is None:
-        if [r.quantity for r in records] != ["datetime"]:
+        if frame.shape(_quantities) != ("datetime",):
             raise DecodeError("clock message must hold one date/time record", offset=1)
         return []  # the meter clock alone; nothing to store
-    tags = {_tag(r) for r in records}
+    tags = frame.shape(_tags)
     missing = [t for t in fmt.required if t not in tags]
     if missing:
         raise DecodeError(f"{fmt.name} message lacks records {missing}", offset=len(uplink.payload))
-    values = to_values(records)
-    for record in records:
-        if record.mfr_vife or record.quantity == "manufacturer":
-            values |= _compound(record)
-    now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
+    values = frame.values()
+    if frame.shape(_has_compound):
+        for record in frame.records:
+            if record.mfr_vife or record.quantity == "manufacturer":
+                values |= _compound(record)
+    dates = frame.shape(_dates)
+    now = next(
+        (
+            frame.value(i)
+            for i, storage, quantity in dates
+            if quantity == "datetime" and storage == 0
+        ),
+        None,
+    )
     main_time = uplink.meter_time(now) if isinstance(now, datetime) else None
     readings = [Reading(values, main_time)]
-    for storage in sorted({r.storage for r in records} - {0}):
-        dated = [
-            r.value
-            for r in records
-            if r.storage == storage and r.quantity in ("date", "datetime") and r.value
-        ]
-        stored = to_values(records, storage=storage)
+    for storage in frame.shape(_storages):
+        dated = [v for i, s, _ in dates if s == storage and (v := frame.value(i))]
+        stored = frame.values(storage)
         stored.pop("meter_serial", None)
         if dated and isinstance(dated[0], datetime):
             when: datetime | None = dated[0]
@@ -159,3 +164,29 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
         if stored and when is not None:
             readings.append(Reading(stored, uplink.meter_time(when)))
     return [r for r in readings if r.values]
+
+
+# What a frame's record headers say, for ``Frame.shape`` (worked out once per frame layout).
+def _quantities(records: Sequence[Record]) -> tuple[str, ...]:
+    return tuple(r.quantity for r in records)
+
+
+def _tags(records: Sequence[Record]) -> frozenset[str]:
+    return frozenset(_tag(r) for r in records)
+
+
+def _has_compound(records: Sequence[Record]) -> bool:
+    return any(r.mfr_vife or r.quantity == "manufacturer" for r in records)
+
+
+def _dates(records: Sequence[Record]) -> tuple[tuple[int, int, str], ...]:
+    """(index, storage, quantity) of the date and date/time records."""
+    return tuple((i, r.storage, r.quantity) for i, r in enumerate(records) if r.quantity in _DATES)
+
+
+def _storages(records: Sequence[Record]) -> tuple[int, ...]:
+    """The storage numbers other than 0, ascending."""
+    return tuple(sorted({r.storage for r in records} - {0}))
+
+
+_DATES = ("date", "datetime")

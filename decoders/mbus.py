@@ -22,13 +22,13 @@ import enum
 import functools
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from decoders.core import DecodeError, Values
+from decoders.core import DecodeError, Value, Values
 
-__all__ = ["Function", "Record", "parse_record", "parse_records", "scaled", "to_values"]
+__all__ = ["Frame", "Function", "Record", "parse_record", "parse_records", "scaled", "to_values"]
 
 RecordValue = float | int | str | datetime | bytes | None
 
@@ -183,6 +183,9 @@ def _vif_meaning(vif: bytes, at: int) -> tuple[_Meaning, int]:
 
 def _bcd(data: bytes, at: int) -> int:
     """EN 13757-3 type A: packed BCD, LSB first; 0xF in the top nibble means negative."""
+    digits = data[::-1].hex()
+    if digits.isdigit():  # the usual case: every nibble a digit, read by int() in C
+        return int(digits)
     if not data:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at)
     top = data[-1]
@@ -402,7 +405,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
     """Parse ``data[start:]`` as M-Bus data records; offsets in errors refer to ``data``."""
     layout = _LAYOUTS.get((start, len(data)))
     if layout is not None and layout.fits(data):
-        return layout.records(data)
+        return layout.records(layout.read(data))
     records: list[Record] = []
     ends: list[int] = []  # the offset after each record (for ``_learn``)
     pos, end = start, len(data)
@@ -428,6 +431,11 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
     return records
 
 
+_Read1 = tuple[bytes, RecordValue, bool]  # one record's data field, value, flagged invalid
+_Plan = tuple[tuple[int, str, "_Convert"], ...]  # record index, field, conversion (to_values)
+T = TypeVar("T")
+
+
 class _Layout(NamedTuple):
     """Where the data fields of a frame lie, learnt from one full parse (``_learn``).
 
@@ -435,30 +443,108 @@ class _Layout(NamedTuple):
     fillers; EN 13757-3 clause 6: each DIF fixes its data field's length, except LVAR 0x0D,
     which such layouts never hold): a frame of the same length whose non-data bytes equal
     ``fixed_bytes`` parses into the same records, each data field at the same place, read by
-    the same reader. So such a frame is decoded by slicing, one reader call per record.
+    the same reader, its value of the same type. So such a frame is decoded by slicing, one
+    reader call per record, and what depends on the headers alone (where ``to_values`` puts
+    each record: ``plan``; a decoder's checks: ``Frame.shape``) is worked out once.
     """
 
     fixed: tuple[slice, ...]  # the non-data stretches: headers and fillers
     fixed_bytes: tuple[bytes, ...]  # what they held
     fields: tuple[slice, ...]  # one data field per record
     headers: tuple[tuple[int, _Header | None], ...]  # offset, header (None: 0F/1F mfr data)
+    learnt: tuple[Record, ...]  # the records of the frame it was learnt from
+    plans: dict[tuple[int, str], _Plan]  # memo of ``plan``
+    shapes: dict[Callable[[Sequence[Record]], object], object]  # memo of ``Frame.shape``
 
     def fits(self, data: bytes) -> bool:
         return tuple(map(data.__getitem__, self.fixed)) == self.fixed_bytes
 
-    def records(self, data: bytes) -> list[Record]:
-        """The records of ``data`` (which ``fits``), as ``_record`` makes them."""
-        records = []
+    def read(self, data: bytes) -> list[_Read1]:
+        """Every record's data and value (``data`` fits), raising as the full parse would."""
+        found: list[_Read1] = []
         for (at, h), raw in zip(self.headers, map(data.__getitem__, self.fields), strict=True):
             if h is None or h.read is None:  # 0F/1F manufacturer data (a layout has no LVAR)
+                found.append((raw, raw, False))
+            else:
+                found.append((raw, *h.read(raw, at)))
+        return found
+
+    def records(self, read: list[_Read1]) -> list[Record]:
+        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read``."""
+        records = []
+        for (at, h), (raw, value, invalid) in zip(self.headers, read, strict=True):
+            if h is None:
                 records.append(_manufacturer_data(at, raw))
                 continue
-            value, invalid = h.read(raw, at)
             records.append(Record(
                 at, h.quantity, h.unit, value, h.storage, h.tariff, h.subunit, h.function,
                 h.vife, h.mfr_vife, raw, invalid, h.exponent,
             ))  # fmt: skip
         return records
+
+    def plan(self, storage: int, energy_field: str) -> _Plan:
+        """``to_values``' routes for this layout's records (they depend on headers and value
+        types only, both fixed by the layout)."""
+        plan = self.plans.get((storage, energy_field))
+        if plan is None:
+            routes: list[tuple[int, str, _Convert]] = []
+            for i, record in enumerate(self.learnt):
+                have_serial = any(name == "meter_serial" for _, name, _ in routes)
+                route = _route(record, storage, energy_field, have_serial)
+                if route is not None:
+                    routes.append((i, *route))
+            plan = self.plans[storage, energy_field] = tuple(routes)
+        return plan
+
+
+class Frame:
+    """The data records of one frame (``parse_records``) and their values (``to_values``).
+
+    A frame of a known layout (``_Layout``) is read into values only: its ``Record``s are built
+    on first use of ``records``, ``values`` follows the layout's plan, ``shape`` is memoized.
+    Any other frame is parsed in full. The results are the same either way.
+    """
+
+    __slots__ = ("_layout", "_read", "_records")
+
+    def __init__(self, data: bytes, start: int = 0) -> None:
+        layout = _LAYOUTS.get((start, len(data)))
+        self._layout: _Layout | None = None
+        self._records: list[Record] | None = None
+        self._read: list[_Read1] = []
+        if layout is not None and layout.fits(data):
+            self._layout, self._read = layout, layout.read(data)
+        else:
+            self._records = parse_records(data, start)
+
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            assert self._layout is not None  # set together with _read
+            self._records = self._layout.records(self._read)
+        return self._records
+
+    def value(self, index: int) -> RecordValue:
+        """The value of record ``index``."""
+        return self._read[index][1] if self._records is None else self._records[index].value
+
+    def values(self, storage: int = 0, energy_field: str = "energy_heat_kwh") -> Values:
+        """``to_values(self.records, storage=storage, energy_field=energy_field)``."""
+        if self._layout is None or self._records is not None:
+            return to_values(self.records, storage=storage, energy_field=energy_field)
+        read = self._read
+        plan = self._layout.plan(storage, energy_field)
+        return {name: convert(read[i][1]) for i, name, convert in plan}
+
+    def shape(self, of: Callable[[Sequence[Record]], T]) -> T:
+        """``of(self.records)``, for an ``of`` that reads no record's value, raw data or
+        invalid flag (only what the headers say): worked out once per layout."""
+        if self._layout is None:
+            return of(self.records)
+        shapes = self._layout.shapes
+        if of not in shapes:
+            shapes[of] = of(self._layout.learnt)
+        return shapes[of]  # type: ignore[return-value]  # stored by this function as T
 
 
 # Layouts by (start, frame length): one per key, the last frame's (a meter sends the same
@@ -487,8 +573,9 @@ def _learn(data: bytes, start: int, records: list[Record], ends: list[int]) -> N
         headers.append((at, header))
         pos = end
     fixed.append(slice(pos, len(data)))  # trailing fillers (or nothing)
+    fixed_bytes = tuple(data[s] for s in fixed)
     _LAYOUTS[start, len(data)] = _Layout(
-        tuple(fixed), tuple(data[s] for s in fixed), tuple(fields), tuple(headers)
+        tuple(fixed), fixed_bytes, tuple(fields), tuple(headers), tuple(records), {}, {}
     )
 
 
@@ -651,7 +738,7 @@ _KWH = {"Wh": 1e-3, "J": 1 / 3.6e6, "cal": 4.1868 / 3.6e6}  # IT calorie, as in 
 
 
 def to_values(
-    records: list[Record], *, storage: int = 0, energy_field: str = "energy_heat_kwh"
+    records: Sequence[Record], *, storage: int = 0, energy_field: str = "energy_heat_kwh"
 ) -> Values:
     """Plain registers of one storage number in our vocabulary (tariff 0, subunit 0 only).
 
@@ -661,28 +748,60 @@ def to_values(
     """
     values: Values = {}
     for r in records:
-        if r.storage != storage or r.tariff or r.subunit or r.vife or r.mfr_vife:
-            continue
-        value, quantity = r.value, r.quantity
-        if not isinstance(value, _PLAIN_VALUES) or r.function is Function.ERROR:
-            continue
-        if quantity in _SERIALS and "meter_serial" not in values:
-            values["meter_serial"] = str(value)
-        elif quantity == "error_flags" and isinstance(value, int):
-            values["error_flags"] = value
-        elif isinstance(value, str):
-            continue
-        elif quantity == "energy" and r.function is Function.INSTANTANEOUS:
-            values[energy_field] = _clean(value * _KWH[r.unit])
-        elif quantity in _VOCABULARY:
-            name, factors = _VOCABULARY[quantity]
-            if r.function is not Function.INSTANTANEOUS:
-                if quantity != "volume_flow":
-                    continue
-                name = "flow_max_m3h" if r.function is Function.MAXIMUM else "flow_min_m3h"
-            factor = factors[r.unit]
-            values[name] = value if factor == 1 else _clean(value * factor)
+        route = _route(r, storage, energy_field, "meter_serial" in values)
+        if route is not None:
+            name, convert = route
+            values[name] = convert(r.value)
     return values
+
+
+_Convert = Callable[[Any], Value]  # a record value (of the type the route was chosen for) -> ours
+
+
+def _route(
+    r: Record, storage: int, energy_field: str, have_serial: bool
+) -> tuple[str, _Convert] | None:
+    """Where ``to_values`` puts a record, and how it converts the value; None: left out.
+
+    Decided by the record's header and the type of its value only (never the value itself),
+    so a frame layout decides it once for all frames of that layout (``_Layout.plan``).
+    """
+    if r.storage != storage or r.tariff or r.subunit or r.vife or r.mfr_vife:
+        return None
+    value, quantity = r.value, r.quantity
+    if not isinstance(value, _PLAIN_VALUES) or r.function is Function.ERROR:
+        return None
+    if quantity in _SERIALS and not have_serial:
+        return "meter_serial", str
+    if quantity == "error_flags" and isinstance(value, int):
+        return "error_flags", _as_value
+    if isinstance(value, str):
+        return None
+    if quantity == "energy" and r.function is Function.INSTANTANEOUS:
+        return energy_field, _times(_KWH[r.unit])
+    if quantity in _VOCABULARY:
+        name, factors = _VOCABULARY[quantity]
+        if r.function is not Function.INSTANTANEOUS:
+            if quantity != "volume_flow":
+                return None
+            name = "flow_max_m3h" if r.function is Function.MAXIMUM else "flow_min_m3h"
+        factor = factors[r.unit]
+        return name, _as_value if factor == 1 else _times(factor)
+    return None
+
+
+def _as_value(value: Value) -> Value:
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _times(factor: float) -> _Convert:
+    """value x factor, cleaned of binary noise (``_clean``)."""
+
+    def convert(value: float) -> Value:
+        return _clean(value * factor)
+
+    return convert
 
 
 _PLAIN_VALUES = (int, float, str)  # record values to_values reads (not dates, bytes or None)

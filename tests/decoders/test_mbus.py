@@ -373,7 +373,7 @@ def test_a_learnt_layout_decodes_like_a_fresh_parse(hex_: str) -> None:
     layout = mbus._LAYOUTS[0, len(frame)]
     assert len(layout.fields) == len(fresh)
     assert parse_records(frame) == fresh  # through the layout
-    assert layout.records(frame) == fresh
+    assert layout.records(layout.read(frame)) == fresh
     _clear()
 
 
@@ -443,4 +443,62 @@ def test_readers_give_the_spec_value_fresh_and_through_a_layout(hex_: str, value
     assert (0, len(frame)) in mbus._LAYOUTS
     assert fresh[0].value == value == learnt[0].value
     assert type(fresh[0].value) is type(value) is type(learnt[0].value)
+    _clear()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(_LAYOUT_FRAMES), st.randoms(use_true_random=False), st.booleans())
+def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_parse(
+    hex_: str, rng: Any, serial_first: bool
+) -> None:
+    frame = bytes.fromhex(hex_.replace(" ", ""))
+    _clear()
+    mbus.Frame(frame)  # learns the layout
+    layout = mbus._LAYOUTS[0, len(frame)]
+    other = bytearray(frame)
+    for field in layout.fields:
+        for i in range(field.start, field.stop):
+            if rng.random() < 0.3:
+                other[i] = rng.randrange(10) << 4 | rng.randrange(10)
+    data = bytes(other)
+    try:
+        fast = mbus.Frame(data)
+    except DecodeError as exc:
+        _clear()
+        with pytest.raises(DecodeError) as fresh_error:
+            mbus.Frame(data)
+        assert (str(exc), exc.offset) == (str(fresh_error.value), fresh_error.value.offset)
+        return
+    assert fast._layout is layout, "read through the layout"
+    _clear()
+    records = parse_records(data)
+    for storage in (0, 1, 2, 3):
+        for field in ("energy_heat_kwh", "energy_cooling_kwh"):
+            want = to_values(records, storage=storage, energy_field=field)
+            assert fast.values(storage, field) == want
+            assert [type(v) for v in fast.values(storage, field).values()] == [
+                type(v) for v in want.values()
+            ]
+    assert [fast.value(i) for i in range(len(records))] == [r.value for r in records]
+    if serial_first:  # records built from the layout's reading, then the values from them
+        assert fast.records == records
+        assert fast.values() == to_values(records)
+    assert fast.records == records
+    _clear()
+
+
+def test_frame_shape_is_worked_out_once_per_layout() -> None:
+    frame = bytes.fromhex(_LAYOUT_FRAMES[0].replace(" ", ""))
+    calls: list[int] = []
+
+    def quantities(records: Any) -> tuple[str, ...]:
+        calls.append(1)
+        return tuple(r.quantity for r in records)
+
+    _clear()
+    first = mbus.Frame(frame).shape(quantities)  # a full parse: computed from its records
+    assert mbus.Frame(frame).shape(quantities) == first
+    assert mbus.Frame(frame).shape(quantities) == first
+    assert len(calls) == 2  # the full parse, then once for the layout
+    assert first[:2] == ("energy", "volume")
     _clear()

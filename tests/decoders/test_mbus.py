@@ -473,10 +473,10 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
     _clear()
     records = parse_records(data)
     for storage in (0, 1, 2, 3):
-        for field in ("energy_heat_kwh", "energy_cooling_kwh"):
-            want = to_values(records, storage=storage, energy_field=field)
-            assert fast.values(storage, field) == want
-            assert [type(v) for v in fast.values(storage, field).values()] == [
+        for energy in ("energy_heat_kwh", "energy_cooling_kwh"):
+            want = to_values(records, storage=storage, energy_field=energy)
+            assert fast.values(storage, energy) == want
+            assert [type(v) for v in fast.values(storage, energy).values()] == [
                 type(v) for v in want.values()
             ]
     assert [fast.value(i) for i in range(len(records))] == [r.value for r in records]

@@ -469,10 +469,13 @@ class _Layout(NamedTuple):
                 found.append((raw, *h.read(raw, at)))
         return found
 
-    def records(self, read: list[_Read1]) -> list[Record]:
-        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read``."""
+    def records(
+        self, read: list[_Read1], headers: Sequence[tuple[int, _Header | None]] = ()
+    ) -> list[Record]:
+        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read`` (of
+        ``headers``: some of the layout's; default all)."""
         records = []
-        for (at, h), (raw, value, invalid) in zip(self.headers, read, strict=True):
+        for (at, h), (raw, value, invalid) in zip(headers or self.headers, read, strict=True):
             if h is None:
                 records.append(_manufacturer_data(at, raw))
                 continue
@@ -523,6 +526,14 @@ class Frame:
             assert self._layout is not None  # set together with _read
             self._records = self._layout.records(self._read)
         return self._records
+
+    def record(self, index: int) -> Record:
+        """Record ``index`` (of a frame read through its layout: that one record built)."""
+        if self._records is not None:
+            return self._records[index]
+        assert self._layout is not None  # set together with _read
+        at, header = self._layout.headers[index]
+        return self._layout.records([self._read[index]], [(at, header)])[0]
 
     def value(self, index: int) -> RecordValue:
         """The value of record ``index``."""

@@ -71,6 +71,10 @@ class Telegram:
     def records(self) -> list[Record]:
         return self.frame.records
 
+    def has_volume(self) -> bool:
+        """Whether a current volume (storage 0) is among the records."""
+        return self.frame.shape(_has_volume)
+
 
 def manufacturer_code(value: int) -> str:
     """The three-letter FLAG code packed in an M-field."""
@@ -332,6 +336,10 @@ def _dated(records: Sequence[Record]) -> tuple[int | None, tuple[tuple[int, int 
 
 
 _DATES = ("date", "datetime")
+
+
+def _has_volume(records: Sequence[Record]) -> bool:
+    return any(r.quantity == "volume" and r.storage == 0 for r in records)
 
 
 def status_alarms(status: int) -> Values:

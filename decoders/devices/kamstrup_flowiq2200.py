@@ -21,11 +21,8 @@ MULTICAL 21 technical description lists them (DRY, REVERSE, LEAK, BURST) and Kam
 codec examples (TTS Device Repository vendor/kamstrup/mbusparser.yaml).
 """
 
-from collections.abc import Sequence
-
 from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink
-from decoders.kamstrup import ALARMS, info_codes, is_module_payload, lorawan_readings
-from decoders.mbus import Record
+from decoders.kamstrup import ALARMS, current_info, is_module_payload, lorawan_readings
 from decoders.oms import AES_KEY, COMPACT_FORMATS, decode_frame, readings, status_alarms
 
 _KEY = {"aes_key": "000102030405060708090A0B0C0D0E0F"}
@@ -52,25 +49,12 @@ def decode(uplink: Uplink) -> list[Reading]:
         raise DecodeError(
             f"not a Kamstrup water meter: {telegram.manufacturer} type {telegram.device_type:#04x}"
         )
-    frame = telegram.frame
-    if not frame.shape(_has_volume):
+    if not telegram.has_volume():
         raise DecodeError("telegram has no volume record")
-    info_at = frame.shape(_info_codes_at)
-    info = {} if info_at is None else info_codes([frame.record(info_at)], 0)
+    info = current_info(telegram.frame)
     if not info:
         raise DecodeError("telegram has no info-code record (02 FF 20 or 04 FF 23)")
     return readings(telegram, uplink, {**info, **status_alarms(telegram.status)})
-
-
-# What the frame's headers say, for ``Frame.shape`` (worked out once per frame layout).
-def _has_volume(records: Sequence[Record]) -> bool:
-    return any(r.quantity == "volume" and r.storage == 0 for r in records)
-
-
-def _info_codes_at(records: Sequence[Record]) -> int | None:
-    """The index of the record ``info_codes`` reads for storage 0, if any (it gives a
-    non-empty result for that record alone, whatever its data)."""
-    return next((i for i, r in enumerate(records) if info_codes([r], 0, named=False)), None)
 
 
 _QUIET: dict[str, bool] = dict.fromkeys(

@@ -480,6 +480,7 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
                 type(v) for v in want.values()
             ]
     assert [fast.value(i) for i in range(len(records))] == [r.value for r in records]
+    assert [fast.record(i) for i in range(len(records))] == records  # one record at a time
     if serial_first:  # records built from the layout's reading, then the values from them
         assert fast.records == records
         assert fast.values() == to_values(records)

@@ -204,6 +204,8 @@ class Uplink:
         """A meter's zone-less clock reading as an aware UTC time."""
         if local.tzinfo is None:
             local = local.replace(tzinfo=self.meter_tz)
+            if self.meter_tz is UTC:
+                return local  # already UTC (astimezone would return it as it is)
         return local.astimezone(UTC)
 
 

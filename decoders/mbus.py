@@ -317,8 +317,20 @@ def _fails(message: str) -> _Read:
 
 
 def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
-    when = _date_g(int.from_bytes(raw, "little"), at)
+    word = int.from_bytes(raw, "little")
+    if word in _DATES_G:
+        when = _DATES_G[word]
+    else:
+        when = _date_g(word, at)  # raises for an impossible date (never kept)
+        if len(_DATES_G) < _DATES_G_KEPT:
+            _DATES_G[word] = when
     return when, when is None
+
+
+# Type G dates by their 16-bit word: a memo of ``_date_g`` (pure; datetimes are immutable). A
+# meter's history records repeat the same month-start dates frame after frame. Bounded.
+_DATES_G: dict[int, datetime | None] = {}
+_DATES_G_KEPT = 4096
 
 
 def _read_date_time(raw: bytes, at: int) -> tuple[RecordValue, bool]:

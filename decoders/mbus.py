@@ -464,6 +464,7 @@ class _Layout(NamedTuple):
     fixed_bytes: tuple[bytes, ...]  # what they held
     fields: tuple[slice, ...]  # one data field per record
     headers: tuple[tuple[int, _Header | None], ...]  # offset, header (None: 0F/1F mfr data)
+    readers: tuple[tuple[int, _Read], ...]  # offset, reader of each record's data field
     learnt: tuple[Record, ...]  # the records of the frame it was learnt from
     plans: dict[tuple[int, str], _Plan]  # memo of ``plan``
     shapes: dict[Callable[[Sequence[Record]], object], object]  # memo of ``Frame.shape``
@@ -473,13 +474,8 @@ class _Layout(NamedTuple):
 
     def read(self, data: bytes) -> list[_Read1]:
         """Every record's data and value (``data`` fits), raising as the full parse would."""
-        found: list[_Read1] = []
-        for (at, h), raw in zip(self.headers, map(data.__getitem__, self.fields), strict=True):
-            if h is None or h.read is None:  # 0F/1F manufacturer data (a layout has no LVAR)
-                found.append((raw, raw, False))
-            else:
-                found.append((raw, *h.read(raw, at)))
-        return found
+        fields = map(data.__getitem__, self.fields)
+        return [(raw, *read(raw, at)) for (at, read), raw in zip(self.readers, fields, strict=True)]
 
     def records(
         self, read: list[_Read1], headers: Sequence[tuple[int, _Header | None]] = ()
@@ -597,8 +593,12 @@ def _learn(data: bytes, start: int, records: list[Record], ends: list[int]) -> N
         pos = end
     fixed.append(slice(pos, len(data)))  # trailing fillers (or nothing)
     fixed_bytes = tuple(data[s] for s in fixed)
+    # 0F/1F manufacturer data: the bytes as they are (its value, as ``_manufacturer_data``)
+    readers = tuple(
+        (at, _read_bytes if h is None or h.read is None else h.read) for at, h in headers
+    )
     _LAYOUTS[start, len(data)] = _Layout(
-        tuple(fixed), fixed_bytes, tuple(fields), tuple(headers), tuple(records), {}, {}
+        tuple(fixed), fixed_bytes, tuple(fields), tuple(headers), readers, tuple(records), {}, {}
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from decoders.core import DecodeError, Reading, Register, Uplink, Values
 from decoders.mbus import Frame, Record, scaled, to_values
@@ -127,32 +128,24 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
     if fmt is not None and not fmt.supported:
         raise DecodeError(f"message format {header:#04x} ({fmt.name}) is not supported", offset=0)
     frame = Frame(uplink.payload, 1)
+    shape = frame.shape(_shape)
     if fmt is None:
-        if frame.shape(_quantities) != ("datetime",):
+        if shape.quantities != ("datetime",):
             raise DecodeError("clock message must hold one date/time record", offset=1)
         return []  # the meter clock alone; nothing to store
-    tags = frame.shape(_tags)
-    missing = [t for t in fmt.required if t not in tags]
+    missing = [t for t in fmt.required if t not in shape.tags]
     if missing:
         raise DecodeError(f"{fmt.name} message lacks records {missing}", offset=len(uplink.payload))
     values = frame.values()
-    if frame.shape(_has_compound):
+    if shape.compound:
         for record in frame.records:
             if record.mfr_vife or record.quantity == "manufacturer":
                 values |= _compound(record)
-    dates = frame.shape(_dates)
-    now = next(
-        (
-            frame.value(i)
-            for i, storage, quantity in dates
-            if quantity == "datetime" and storage == 0
-        ),
-        None,
-    )
+    now = None if shape.now_at is None else frame.value(shape.now_at)
     main_time = uplink.meter_time(now) if isinstance(now, datetime) else None
     readings = [Reading(values, main_time)]
-    for storage in frame.shape(_storages):
-        dated = [v for i, s, _ in dates if s == storage and (v := frame.value(i))]
+    for storage, dates_at in shape.stored:
+        dated = [v for i in dates_at if (v := frame.value(i))]
         stored = frame.values(storage)
         stored.pop("meter_serial", None)
         if dated and isinstance(dated[0], datetime):
@@ -166,27 +159,26 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
     return [r for r in readings if r.values]
 
 
-# What a frame's record headers say, for ``Frame.shape`` (worked out once per frame layout).
-def _quantities(records: Sequence[Record]) -> tuple[str, ...]:
-    return tuple(r.quantity for r in records)
+class _Shape(NamedTuple):
+    """What a frame's record headers say (``Frame.shape``: worked out once per layout)."""
+
+    quantities: tuple[str, ...]
+    tags: frozenset[str]  # as ``_tag`` names them
+    compound: bool  # holds Elvaco compound or other manufacturer-specific records
+    now_at: int | None  # the first date/time record of storage 0 (the meter's clock)
+    stored: tuple[tuple[int, tuple[int, ...]], ...]  # storage > 0 ascending, its date records
 
 
-def _tags(records: Sequence[Record]) -> frozenset[str]:
-    return frozenset(_tag(r) for r in records)
-
-
-def _has_compound(records: Sequence[Record]) -> bool:
-    return any(r.mfr_vife or r.quantity == "manufacturer" for r in records)
-
-
-def _dates(records: Sequence[Record]) -> tuple[tuple[int, int, str], ...]:
-    """(index, storage, quantity) of the date and date/time records."""
-    return tuple((i, r.storage, r.quantity) for i, r in enumerate(records) if r.quantity in _DATES)
-
-
-def _storages(records: Sequence[Record]) -> tuple[int, ...]:
-    """The storage numbers other than 0, ascending."""
-    return tuple(sorted({r.storage for r in records} - {0}))
+def _shape(records: Sequence[Record]) -> _Shape:
+    dates = [(i, r.storage, r.quantity) for i, r in enumerate(records) if r.quantity in _DATES]
+    storages = sorted({r.storage for r in records} - {0})
+    return _Shape(
+        tuple(r.quantity for r in records),
+        frozenset(_tag(r) for r in records),
+        any(r.mfr_vife or r.quantity == "manufacturer" for r in records),
+        next((i for i, s, q in dates if q == "datetime" and s == 0), None),
+        tuple((s, tuple(i for i, d, _ in dates if d == s)) for s in storages),
+    )
 
 
 _DATES = ("date", "datetime")

@@ -133,8 +133,8 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
         if shape.quantities != ("datetime",):
             raise DecodeError("clock message must hold one date/time record", offset=1)
         return []  # the meter clock alone; nothing to store
-    missing = [t for t in fmt.required if t not in shape.tags]
-    if missing:
+    if not shape.tags.issuperset(fmt.required):
+        missing = [t for t in fmt.required if t not in shape.tags]
         raise DecodeError(f"{fmt.name} message lacks records {missing}", offset=len(uplink.payload))
     values = frame.values()
     if shape.compound:

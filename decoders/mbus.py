@@ -443,7 +443,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
     return records
 
 
-_Read1 = tuple[bytes, RecordValue, bool]  # one record's data field, value, flagged invalid
+_Reading = tuple[list[bytes], list[tuple[RecordValue, bool]]]  # data fields; (value, invalid)s
 _Plan = tuple[tuple[int, str, "_Convert"], ...]  # record index, field, conversion (to_values)
 T = TypeVar("T")
 
@@ -472,18 +472,21 @@ class _Layout(NamedTuple):
     def fits(self, data: bytes) -> bool:
         return tuple(map(data.__getitem__, self.fixed)) == self.fixed_bytes
 
-    def read(self, data: bytes) -> list[_Read1]:
-        """Every record's data and value (``data`` fits), raising as the full parse would."""
-        fields = map(data.__getitem__, self.fields)
-        return [(raw, *read(raw, at)) for (at, read), raw in zip(self.readers, fields, strict=True)]
+    def read(self, data: bytes) -> _Reading:
+        """Every record's data field and value (``data`` fits), raising as the full parse."""
+        raws = list(map(data.__getitem__, self.fields))
+        return raws, [read(raw, at) for (at, read), raw in zip(self.readers, raws, strict=True)]
 
     def records(
-        self, read: list[_Read1], headers: Sequence[tuple[int, _Header | None]] = ()
+        self, read: _Reading, headers: Sequence[tuple[int, _Header | None]] = ()
     ) -> list[Record]:
         """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read`` (of
         ``headers``: some of the layout's; default all)."""
         records = []
-        for (at, h), (raw, value, invalid) in zip(headers or self.headers, read, strict=True):
+        raws, values = read
+        for (at, h), raw, (value, invalid) in zip(
+            headers or self.headers, raws, values, strict=True
+        ):
             if h is None:
                 records.append(_manufacturer_data(at, raw))
                 continue
@@ -522,7 +525,7 @@ class Frame:
         layout = _LAYOUTS.get((start, len(data)))
         self._layout: _Layout | None = None
         self._records: list[Record] | None = None
-        self._read: list[_Read1] = []
+        self._read: _Reading = [], []
         if layout is not None and layout.fits(data):
             self._layout, self._read = layout, layout.read(data)
         else:
@@ -541,19 +544,20 @@ class Frame:
             return self._records[index]
         assert self._layout is not None  # set together with _read
         at, header = self._layout.headers[index]
-        return self._layout.records([self._read[index]], [(at, header)])[0]
+        raws, values = self._read
+        return self._layout.records(([raws[index]], [values[index]]), [(at, header)])[0]
 
     def value(self, index: int) -> RecordValue:
         """The value of record ``index``."""
-        return self._read[index][1] if self._records is None else self._records[index].value
+        return self._read[1][index][0] if self._records is None else self._records[index].value
 
     def values(self, storage: int = 0, energy_field: str = "energy_heat_kwh") -> Values:
         """``to_values(self.records, storage=storage, energy_field=energy_field)``."""
         if self._layout is None or self._records is not None:
             return to_values(self.records, storage=storage, energy_field=energy_field)
-        read = self._read
+        read = self._read[1]
         plan = self._layout.plan(storage, energy_field)
-        return {name: convert(read[i][1]) for i, name, convert in plan}
+        return {name: convert(read[i][0]) for i, name, convert in plan}
 
     def shape(self, of: Callable[[Sequence[Record]], T]) -> T:
         """``of(self.records)``, for an ``of`` that reads no record's value, raw data or

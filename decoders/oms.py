@@ -32,6 +32,7 @@ KAM 60723506, and the already-decrypted compact frame of the ELL test).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,7 @@ class Telegram:
         return self.frame.shape(_has_volume)
 
 
+@functools.lru_cache(maxsize=1024)  # pure; a bridge hears a handful of manufacturers
 def manufacturer_code(value: int) -> str:
     """The three-letter FLAG code packed in an M-field."""
     return "".join(chr(((value >> shift) & 0x1F) + 64) for shift in (10, 5, 0))

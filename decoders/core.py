@@ -183,6 +183,7 @@ _FIELDS = (
 VOCABULARY: dict[str, Field] = {f.name: f for f in _FIELDS}
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,8 @@ class Uplink:
         """A meter's zone-less clock reading as an aware UTC time."""
         if local.tzinfo is None:
             local = local.replace(tzinfo=self.meter_tz)
+            if self.meter_tz is UTC:
+                return local  # already UTC (astimezone would return it as it is)
         return local.astimezone(UTC)
 
 
@@ -297,7 +300,7 @@ class Param(Generic[T]):
             raise ParamError(f"param {name}={value!r}: use one of {', '.join(self.choices)}")
         if isinstance(value, str) and self.hex_bytes:
             digits = value.replace(" ", "")
-            if len(digits) != 2 * self.hex_bytes or not re.fullmatch(r"[0-9a-fA-F]*", digits):
+            if len(digits) != 2 * self.hex_bytes or not _HEX.fullmatch(digits):
                 raise ParamError(f"param {name} must be {2 * self.hex_bytes} hex digits")
         return value  # checked against self.type above
 
@@ -422,23 +425,38 @@ def check_values(values: Values, allowed: Sequence[str]) -> None:
     for name, value in values.items():
         if name not in allowed:
             raise DecodeError(f"decoder emitted undeclared field {name!r}")
-        spec = VOCABULARY[name]
-        if spec.type is bool:
-            if not isinstance(value, bool):
-                raise DecodeError(f"{name} must be true/false, got {value!r}")
+        kind, low, high = _CHECKS[name]
+        # the usual case first: an int or float (not a bool), finite and in range
+        if (
+            kind is float
+            and (type(value) is float or type(value) is int)
+            and low <= value <= high
+            and math.isfinite(value)
+        ):
             continue
-        if spec.type is str:
-            if not isinstance(value, str):
-                raise DecodeError(f"{name} must be text, got {value!r}")
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise DecodeError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise DecodeError(f"{name} is not a finite number ({value})")
-        if not spec.low <= value <= spec.high:
-            raise DecodeError(
-                f"{name}={value} outside the physical range [{spec.low}, {spec.high}]"
-            )
+        _check_value(name, value, VOCABULARY[name])
+
+
+def _check_value(name: str, value: Value, spec: Field) -> None:
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise DecodeError(f"{name} must be true/false, got {value!r}")
+        return
+    if spec.type is str:
+        if not isinstance(value, str):
+            raise DecodeError(f"{name} must be text, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+        raise DecodeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise DecodeError(f"{name} is not a finite number ({value})")
+    if not spec.low <= value <= spec.high:
+        raise DecodeError(f"{name}={value} outside the physical range [{spec.low}, {spec.high}]")
+
+
+# Per field: float for the numeric types (int or float), else the type; and the range.
+_CHECKS = {f.name: (float if f.type in (int, float) else f.type, f.low, f.high) for f in _FIELDS}
+_NUMBERS = (int, float)
 
 
 def readings_to_json(readings: Sequence[Reading]) -> list[dict[str, Any]]:

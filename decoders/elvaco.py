@@ -16,12 +16,13 @@ Elvaco's compound records (manufacturer VIF 0xFF), per the CMi41xx user's manual
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from decoders.core import DecodeError, Reading, Register, Uplink, Values
-from decoders.mbus import Record, parse_records, scaled, to_values
+from decoders.mbus import Frame, Record, scaled, to_values
 
 __all__ = [
     "COMPACT",
@@ -64,14 +65,17 @@ class Format:
     supported: bool = True
 
 
+# Record quantities under the short names the formats' required tags use.
+_TAG_NAMES = {"fabrication_no": "id", "identification": "id", "error_flags": "error"}
+
+
 def _tag(record: Record) -> str:
-    if record.quantity == "manufacturer" and record.mfr_vife:
-        return f"mfr:{record.mfr_vife[0]:02x}"
-    if record.quantity == "energy" and record.mfr_vife == (0x02,):
-        return "cooling"
-    name = {"fabrication_no": "id", "identification": "id", "error_flags": "error"}.get(
-        record.quantity, record.quantity
-    )
+    if record.mfr_vife:
+        if record.quantity == "manufacturer":
+            return f"mfr:{record.mfr_vife[0]:02x}"
+        if record.quantity == "energy" and record.mfr_vife == (0x02,):
+            return "cooling"
+    name = _TAG_NAMES.get(record.quantity, record.quantity)
     return name if record.storage == 0 else f"{name}@{record.storage}"
 
 
@@ -123,29 +127,26 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
         raise DecodeError(f"unknown message format {header:#04x} for this module", offset=0)
     if fmt is not None and not fmt.supported:
         raise DecodeError(f"message format {header:#04x} ({fmt.name}) is not supported", offset=0)
-    records = parse_records(uplink.payload, 1)
+    frame = Frame(uplink.payload, 1)
+    shape = frame.shape(_shape)
     if fmt is None:
-        if [r.quantity for r in records] != ["datetime"]:
+        if shape.quantities != ("datetime",):
             raise DecodeError("clock message must hold one date/time record", offset=1)
         return []  # the meter clock alone; nothing to store
-    tags = {_tag(r) for r in records}
-    missing = [t for t in fmt.required if t not in tags]
-    if missing:
+    if not shape.tags.issuperset(fmt.required):
+        missing = [t for t in fmt.required if t not in shape.tags]
         raise DecodeError(f"{fmt.name} message lacks records {missing}", offset=len(uplink.payload))
-    values = to_values(records)
-    for record in records:
-        if record.mfr_vife or record.quantity == "manufacturer":
-            values |= _compound(record)
-    now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
+    values = frame.values()
+    if shape.compound:
+        for record in frame.records:
+            if record.mfr_vife or record.quantity == "manufacturer":
+                values |= _compound(record)
+    now = None if shape.now_at is None else frame.value(shape.now_at)
     main_time = uplink.meter_time(now) if isinstance(now, datetime) else None
     readings = [Reading(values, main_time)]
-    for storage in sorted({r.storage for r in records} - {0}):
-        dated = [
-            r.value
-            for r in records
-            if r.storage == storage and r.quantity in ("date", "datetime") and r.value
-        ]
-        stored = to_values(records, storage=storage)
+    for storage, dates_at in shape.stored:
+        dated = [v for i in dates_at if (v := frame.value(i))]
+        stored = frame.values(storage)
         stored.pop("meter_serial", None)
         if dated and isinstance(dated[0], datetime):
             when: datetime | None = dated[0]
@@ -156,3 +157,28 @@ def decode_cmi(uplink: Uplink, formats: Mapping[int, Format]) -> list[Reading]:
         if stored and when is not None:
             readings.append(Reading(stored, uplink.meter_time(when)))
     return [r for r in readings if r.values]
+
+
+class _Shape(NamedTuple):
+    """What a frame's record headers say (``Frame.shape``: worked out once per layout)."""
+
+    quantities: tuple[str, ...]
+    tags: frozenset[str]  # as ``_tag`` names them
+    compound: bool  # holds Elvaco compound or other manufacturer-specific records
+    now_at: int | None  # the first date/time record of storage 0 (the meter's clock)
+    stored: tuple[tuple[int, tuple[int, ...]], ...]  # storage > 0 ascending, its date records
+
+
+def _shape(records: Sequence[Record]) -> _Shape:
+    dates = [(i, r.storage, r.quantity) for i, r in enumerate(records) if r.quantity in _DATES]
+    storages = sorted({r.storage for r in records} - {0})
+    return _Shape(
+        tuple(r.quantity for r in records),
+        frozenset(_tag(r) for r in records),
+        any(r.mfr_vife or r.quantity == "manufacturer" for r in records),
+        next((i for i, s, q in dates if q == "datetime" and s == 0), None),
+        tuple((s, tuple(i for i, d, _ in dates if d == s)) for s in storages),
+    )
+
+
+_DATES = ("date", "datetime")

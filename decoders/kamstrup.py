@@ -24,16 +24,18 @@ flowIQ 2200 LoRaWAN codec (TTS Device Repository vendor/kamstrup/mbusparser.yaml
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from decoders.core import DecodeError, Reading, Uplink, Values, unpack
-from decoders.mbus import Record, parse_records, scaled, to_values
+from decoders.mbus import Frame, Record, parse_records, scaled, to_values
 from decoders.oms import manufacturer_code
 
 __all__ = [
     "ALARMS",
     "CI_FIRST",
+    "current_info",
     "info_codes",
     "is_module_payload",
     "lorawan_readings",
@@ -69,6 +71,25 @@ def info_codes(records: list[Record], storage: int, named: bool = True) -> Value
             alarms = {name: bool(code & bit) for name, bit in ALARMS} if named else {}
             return {"error_flags": code, **alarms}
     return {}
+
+
+def current_info(frame: Frame) -> Values:
+    """``info_codes(frame.records, 0)``, building that one record only."""
+    at = frame.shape(_info_codes_at)
+    return {} if at is None else info_codes([frame.record(at)], 0)
+
+
+def _info_codes_at(records: Sequence[Record]) -> int | None:
+    """The index of the record ``info_codes`` reads for storage 0, if any (for
+    ``Frame.shape``: decided by the records' headers)."""
+    return next(
+        (
+            i
+            for i, r in enumerate(records)
+            if r.quantity == "manufacturer" and r.mfr_vife in _INFO_VIFE and r.storage == 0
+        ),
+        None,
+    )
 
 
 def lorawan_records(payload: bytes) -> tuple[list[Record], int]:
@@ -108,7 +129,7 @@ def _profile(record: Record, base: Record, when: datetime, energy_field: str) ->
     for n in range(len(data) // size):
         element = scaled(int.from_bytes(data[n * size : (n + 1) * size], "little"), base.exponent)
         value = round(value - element, 9) if mode == 1 else element
-        point = replace(base, value=value, storage=0)
+        point = base._replace(value=value, storage=0)
         stamp = when - (n + 1) * step
         readings.append(Reading(to_values([point], energy_field=energy_field), stamp))
     return readings

@@ -32,7 +32,8 @@ KAM 60723506, and the already-decrypted compact frame of the ELL test).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from decoders.core import DecodeError, Param, Reading, Uplink, Values
-from decoders.mbus import Record, parse_records, to_values
+from decoders.mbus import Frame, Record
 
 __all__ = [
     "AES_KEY",
@@ -65,9 +66,18 @@ class Telegram:
     device_type: int
     access_number: int
     status: int
-    records: list[Record]
+    frame: Frame  # its data records
+
+    @property
+    def records(self) -> list[Record]:
+        return self.frame.records
+
+    def has_volume(self) -> bool:
+        """Whether a current volume (storage 0) is among the records."""
+        return self.frame.shape(_has_volume)
 
 
+@functools.lru_cache(maxsize=1024)  # pure; a bridge hears a handful of manufacturers
 def manufacturer_code(value: int) -> str:
     """The three-letter FLAG code packed in an M-field."""
     return "".join(chr(((value >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
@@ -249,10 +259,10 @@ def decode_frame(uplink: Uplink) -> Telegram:
     ci = frame[ci_at]
     man = manufacturer_code(m_field)
     if ci == 0x78:
-        records = parse_records(frame, ci_at + 1)
+        records = Frame(frame, ci_at + 1)
         return Telegram(man, meter_id, version, device_type, access, 0, records)
     if ci == 0x79:
-        records = parse_records(_expand(frame, ci_at, uplink.params))
+        records = Frame(_expand(frame, ci_at, uplink.params))
         return Telegram(man, meter_id, version, device_type, access, 0, records)
     if ci_at != 10:
         raise DecodeError(
@@ -290,7 +300,7 @@ def decode_frame(uplink: Uplink) -> Telegram:
     elif mode != 0:
         raise DecodeError(f"unsupported security mode {mode}", offset=head + 2)
     man = manufacturer_code(m_field)
-    return Telegram(man, meter_id, version, device_type, access, status, parse_records(data))
+    return Telegram(man, meter_id, version, device_type, access, status, Frame(data))
 
 
 def readings(
@@ -300,24 +310,38 @@ def readings(
     energy_field: str = "energy_heat_kwh",
 ) -> list[Reading]:
     """Current values (at the meter's 04 6D time if sent) plus one reading per dated storage."""
-    records = telegram.records
-    current = to_values(records, energy_field=energy_field)
+    frame = telegram.frame
+    current = frame.values(energy_field=energy_field)
     values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
-    now = next((r.value for r in records if r.quantity == "datetime" and r.storage == 0), None)
+    now_at, stored = frame.shape(_dated)
+    now = None if now_at is None else frame.value(now_at)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
-    for storage in sorted({r.storage for r in records} - {0}):
-        when = next(
-            (
-                r.value
-                for r in records
-                if r.storage == storage and r.quantity in ("date", "datetime")
-            ),
-            None,
-        )
-        stored = to_values(records, storage=storage, energy_field=energy_field)
-        if isinstance(when, datetime) and stored:
-            result.append(Reading(stored, uplink.meter_time(when)))
+    for storage, date_at in stored:
+        when = None if date_at is None else frame.value(date_at)
+        found = frame.values(storage, energy_field)
+        if isinstance(when, datetime) and found:
+            result.append(Reading(found, uplink.meter_time(when)))
     return result
+
+
+def _dated(records: Sequence[Record]) -> tuple[int | None, tuple[tuple[int, int | None], ...]]:
+    """For ``Frame.shape``: the index of the first date/time record of storage 0, and each other
+    storage number (ascending) with the index of its first date or date/time record."""
+    now = next(
+        (i for i, r in enumerate(records) if r.quantity == "datetime" and r.storage == 0), None
+    )
+    first: dict[int, int | None] = {}
+    for i, r in enumerate(records):
+        if r.storage and first.get(r.storage) is None:
+            first[r.storage] = i if r.quantity in _DATES else None
+    return now, tuple(sorted(first.items()))
+
+
+_DATES = ("date", "datetime")
+
+
+def _has_volume(records: Sequence[Record]) -> bool:
+    return any(r.quantity == "volume" and r.storage == 0 for r in records)
 
 
 def status_alarms(status: int) -> Values:

@@ -22,7 +22,7 @@ codec examples (TTS Device Repository vendor/kamstrup/mbusparser.yaml).
 """
 
 from decoders.core import DecodeError, Decoder, Example, Reading, Register, Uplink
-from decoders.kamstrup import ALARMS, info_codes, is_module_payload, lorawan_readings
+from decoders.kamstrup import ALARMS, current_info, is_module_payload, lorawan_readings
 from decoders.oms import AES_KEY, COMPACT_FORMATS, decode_frame, readings, status_alarms
 
 _KEY = {"aes_key": "000102030405060708090A0B0C0D0E0F"}
@@ -49,9 +49,9 @@ def decode(uplink: Uplink) -> list[Reading]:
         raise DecodeError(
             f"not a Kamstrup water meter: {telegram.manufacturer} type {telegram.device_type:#04x}"
         )
-    if not any(r.quantity == "volume" and r.storage == 0 for r in telegram.records):
+    if not telegram.has_volume():
         raise DecodeError("telegram has no volume record")
-    info = info_codes(telegram.records, 0)
+    info = current_info(telegram.frame)
     if not info:
         raise DecodeError("telegram has no info-code record (02 FF 20 or 04 FF 23)")
     return readings(telegram, uplink, {**info, **status_alarms(telegram.status)})

@@ -29,7 +29,7 @@ def decode(uplink: Uplink) -> list[Reading]:
         raise DecodeError(
             f"not a Sensus water meter: {telegram.manufacturer} type {telegram.device_type:#04x}"
         )
-    if not any(r.quantity == "volume" and r.storage == 0 for r in telegram.records):
+    if not telegram.has_volume():
         raise DecodeError("telegram has no volume record")
     return readings(telegram, uplink, status_alarms(telegram.status))
 

@@ -12,7 +12,8 @@ over the store and times, as medians of ``--rounds`` requests:
 Each row is anchored in the same run to (a) the store call alone, in-process (``devices()``,
 ``readings()``, ``health()``), and (b) the HTTP floor: a request the server answers at once
 (``GET /api/v1/nothing``, a 404 through the same middleware). Starts its own influxd (Debian's
-1.6); the InfluxDB store writes through its spool, flushed before timing.
+1.6); the InfluxDB store writes through its spool, flushed before timing. The process gets
+lorameter's GC settings (``lorameter.runtime``) unless ``--default-gc``.
 
     .venv/bin/python bench/queries.py [--devices 10000] [--rounds 7] [--backend sqlite|influx|both]
 """
@@ -40,6 +41,7 @@ from api.main import create_app
 from bench import common
 from decoders.registry import by_id
 from ingest.pipeline import Accepted, Pipeline
+from lorameter.runtime import tune_gc
 from storage.base import Store
 from storage.influx import InfluxStore
 from storage.schema import UplinkRecord
@@ -175,7 +177,12 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--backend", choices=("sqlite", "influx", "both"), default="both")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="CPython's GC settings, not lorameter's"
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()  # as `lorameter api` and `run` do
     print(f"machine: {common.machine()}")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

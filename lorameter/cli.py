@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from lorameter.runtime import tune_gc
 from lorameter.settings import Settings, load_settings
 from storage.redact import redact_secrets, redact_url, url_password
 
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     command: Callable[[argparse.Namespace, Settings], int] = args.handler
+    if args.command in _LONG_RUNNING:
+        tune_gc()
     try:
         return command(args, settings)
     except UsageError as exc:
@@ -64,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+# the commands that run for hours and build many objects: they get lorameter.runtime's GC settings
+_LONG_RUNNING = frozenset({"run", "ingest", "api", "demo", "replay", "backfill"})
 
 
 def _parser() -> argparse.ArgumentParser:

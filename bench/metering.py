@@ -5,7 +5,8 @@ Prints (medians of several rounds, with the bare read each is anchored to):
    anchored to a bare ``np.diff`` of the same series;
 2. the same through the HTTP API on SQLite (target < 100 ms), anchored to the store read alone;
 3. a fleet of N meters (default 10,000) x 1 day of 15-minute readings -> daily consumption per
-   meter, on SQLite and on InfluxDB (target < 1 s each), anchored to the store read alone.
+   meter, on SQLite and on InfluxDB (target < 1 s each), anchored to the store read alone, and
+   for InfluxDB to what influxd alone takes for the same window (raw points; a count per device).
 
 The fleet is loaded straight into each store's tables (SQLite ``counters``/``devices``, InfluxDB
 line protocol), since this measures reading, not ingest. Starts its own influxd (Debian's 1.6).
@@ -182,10 +183,35 @@ def bench_fleet(meters: int, rounds: int, tmp: Path) -> None:
                 f"  {name:9}  {whole / 1000:6.3f} s   (target < 1 s;"
                 f" store read alone {read / 1000:.3f} s, metering {(whole - read) / 1000:.3f} s)"
             )
+        influxd_floor(server.base_url, database, start, end, rounds)
         influx.close()
     finally:
         server.stop()
         sqlite.close()
+
+
+def influxd_floor(base: str, database: str, start: datetime, end: datetime, rounds: int) -> None:
+    """What influxd itself takes for the window, before any parsing on our side: the raw
+    register points (what the rules need), and the cheapest question asked of every device's
+    series (a count). The exact rules need the readings bracketing each bound and every step
+    between them, so no correct read of the fleet costs less than a few of these."""
+    window = f"time >= {to_ns(start)} AND time <= {to_ns(end)}"
+    queries = {
+        "raw points of the window": f"SELECT volume_m3 FROM water WHERE {window} GROUP BY device",
+        "count() per device": f"SELECT count(volume_m3) FROM water WHERE {window} GROUP BY device",
+    }
+    with httpx.Client(base_url=base, timeout=300) as client:
+        for label, q in queries.items():
+
+            def ask(q: str = q) -> None:
+                client.post(
+                    "/query",
+                    params={"db": database, "epoch": "ns"},
+                    data={"q": q},
+                    headers={"Accept": "application/x-msgpack"},
+                ).raise_for_status()
+
+            print(f"  influxd alone, {label:26} {median_ms(ask, rounds) / 1000:6.3f} s (msgpack)")
 
 
 def main() -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["machine"]
+from tests.influxd import Influxd
+
+__all__ = ["machine", "uplinks_in"]
 
 
 def machine() -> str:
@@ -20,3 +23,15 @@ def machine() -> str:
         platform.processor() or platform.machine(),
     )
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def uplinks_in(server: Influxd, db: str) -> Callable[[], int]:
+    """Counts the uplinks in an InfluxDB database (one ``f_port`` value each), asked of influxd
+    itself: a reading store's /health count of another process's writes is refreshed only now
+    and then (storage/influx.py keeps it), too late for a bench's clock."""
+
+    def count() -> int:
+        result = server.query("SELECT count(f_port) FROM uplink", db=db).json()["results"][0]
+        return int(result["series"][0]["values"][0][1]) if "series" in result else 0
+
+    return count

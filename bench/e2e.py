@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import machine, uplinks_in
 from decoders.devices.elvaco_cmi4110 import DECODER as CMI4110
 from storage import open_store
 from tests.helpers import tts_up
@@ -155,7 +155,11 @@ def lorameter_round(
     store_url: str,
     workers: int,
     timeout: float,
+    count: Callable[[], int] | None = None,
 ) -> dict[str, float]:
+    """``count``: the uplinks stored so far, asked of the database itself (InfluxDB: the store's
+    /health count of another process's writes is refreshed only every minute); default: the
+    store's /health count (SQLite keeps it in the file)."""
     broker = start_mosquitto(work / "broker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMETER_")}
     env.update(
@@ -191,7 +195,7 @@ def lorameter_round(
         store = open_store(store_url, spool_path=str(work / "reader-spool.db"), writer=False)
         try:
             process = start()
-            stored: Callable[[], int] = lambda: store.health().uplinks  # noqa: E731
+            stored = count if count is not None else lambda: store.health().uplinks
             deadline = time.monotonic() + timeout
             while (first := stored()) == 0:
                 if time.monotonic() > deadline or process.poll() is not None:
@@ -250,13 +254,15 @@ def main() -> None:
                     if consumer == "bare paho":
                         result = bare_round(where, batch, args.timeout)
                     else:
+                        count: Callable[[], int] | None = None
                         if backend == "sqlite":
                             url = f"sqlite:///{where / 'lorameter.db'}"
                         else:
                             assert server is not None
                             url = server.new_database_url()
-                        count = 1 if consumer == "1 process" else args.workers
-                        result = lorameter_round(where, batch, url, count, args.timeout)
+                            count = uplinks_in(server, url.rsplit("/", 1)[-1])
+                        n = 1 if consumer == "1 process" else args.workers
+                        result = lorameter_round(where, batch, url, n, args.timeout, count)
                     results.setdefault((backend, consumer), []).append(result)
                     print(f"  round {r + 1}, {backend:6}, {consumer:9}: {result['rate']:8,.0f}"
                           " uplinks/s", flush=True)  # fmt: skip

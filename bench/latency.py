@@ -3,7 +3,8 @@ at QoS 1 at ``--rate`` per second for ``--seconds`` into a local mosquitto, take
 run`` (one process: ingest with alarms, and the API) into SQLite and/or a real influxd.
 
 An uplink counts as queryable once the store, opened by this script as a reader, counts it
-(``Store.health().uplinks``, polled back to back): one process keeps the broker's order, so
+(SQLite: ``Store.health().uplinks``; InfluxDB: ``count(f_port)`` asked of influxd; polled back
+to back): one process keeps the broker's order, so
 when the count passes n, uplinks 0..n-1 are stored. Latency = first poll that sees it minus its
 publish call; the poll interval (printed) bounds the error. The anchor, measured in the same
 run at the same rate: a bare paho-mqtt QoS 1 subscriber's publish → receive latency (what the
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -31,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import machine, uplinks_in
 from bench.e2e import messages
 from storage import open_store
 from tests.influxd import Influxd, start_influxd
@@ -88,8 +90,14 @@ def bare(work: Path, batch: list[tuple[str, bytes]], rate: float) -> dict[str, f
 
 
 def lorameter(
-    work: Path, batch: list[tuple[str, bytes]], rate: float, store_url: str
+    work: Path,
+    batch: list[tuple[str, bytes]],
+    rate: float,
+    store_url: str,
+    count: Callable[[], int] | None = None,
 ) -> dict[str, float]:
+    """``count``: the stored uplinks asked of the database itself (InfluxDB); default: the
+    store's /health count (SQLite keeps it in the file)."""
     broker = start_mosquitto(work / "broker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMETER_")}
     env.update(
@@ -115,9 +123,9 @@ def lorameter(
 
         def poll() -> None:
             while not done.is_set():
-                count = store.health().uplinks
-                polls.append((time.perf_counter(), count))
-                if count >= len(batch):
+                n = count() if count is not None else store.health().uplinks
+                polls.append((time.perf_counter(), n))
+                if n >= len(batch):
                     return
                 time.sleep(0.005)
 
@@ -161,12 +169,14 @@ def main() -> None:
         for backend in backends:
             if backend == "sqlite":
                 url = f"sqlite:///{work / 'lorameter.db'}"
-            else:
+            count = None
+            if backend == "influx":
                 assert server is not None
                 url = server.new_database_url()
+                count = uplinks_in(server, url.rsplit("/", 1)[-1])
             (work / backend).mkdir()
-            rows.append((f"lorameter run → {backend}", lorameter(work / backend, batch,
-                                                                  args.rate, url)))  # fmt: skip
+            result = lorameter(work / backend, batch, args.rate, url, count)
+            rows.append((f"lorameter run → {backend}", result))
     finally:
         if server is not None:
             server.stop()

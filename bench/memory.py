@@ -25,18 +25,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import uplinks_in
 from bench.e2e import messages
 from bench.influx_write import machine
-from tests.influxd import Influxd, start_influxd
+from tests.influxd import start_influxd
 from tests.services import free_port, start_mosquitto
 
 MIB = 2**20
-
-
-def stored(server: Influxd, db: str) -> int:
-    """Uplinks in InfluxDB (one ``f_port`` per uplink)."""
-    result = server.query("SELECT count(f_port) FROM uplink", db=db).json()["results"][0]
-    return int(result["series"][0]["values"][0][1]) if "series" in result else 0
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -125,7 +120,7 @@ def main() -> None:
         )
         server.start()
         started = time.perf_counter()
-        wait("draining", lambda: stored(server, db) >= args.uplinks, 600, app, log)
+        wait("draining", lambda: uplinks_in(server, db)() >= args.uplinks, 600, app, log)
         wait("the spool emptying", lambda: spooled_lines(spool) == 0, 60, app, log)
         drained_s = time.perf_counter() - started
         time.sleep(2.0)  # the sender shrinks the file right after its last batch

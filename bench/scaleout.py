@@ -34,7 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import machine, uplinks_in
 from tests.helpers import tts_up
 from tests.influxd import Influxd, start_influxd
 from tests.services import Mosquitto, start_mosquitto
@@ -56,11 +56,6 @@ def messages(count: int, devices: int) -> list[tuple[str, bytes]]:
                       f_cnt=n + 1, received_at=stamp)  # fmt: skip
         out.append((f"v3/bench@ttn/devices/{device}/up", body))
     return out
-
-
-def stored(server: Influxd, db: str) -> int:
-    result = server.query("SELECT count(f_port) FROM uplink", db=db).json()["results"][0]
-    return int(result["series"][0]["values"][0][1]) if "series" in result else 0
 
 
 def field_values(server: Influxd, db: str) -> int:
@@ -153,13 +148,13 @@ def one_round(
         assert server.process is not None
         workers.start("drain")
         deadline = time.monotonic() + timeout
-        while (first := stored(server, db)) == 0:
+        while (first := uplinks_in(server, db)()) == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("nothing reached InfluxDB")
             time.sleep(0.05)
         started = time.perf_counter()
         cpu0 = workers.cpu_s(), cpu_s(server.process.pid), cpu_s(broker.process.pid)
-        while (last := stored(server, db)) < len(batch):
+        while (last := uplinks_in(server, db)()) < len(batch):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {last} of {len(batch)} uplinks arrived in time")
             time.sleep(0.05)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -200,9 +200,9 @@ class AlarmEngine:
     def _interval(self, memory: DeviceMemory, entry: DeviceEntry | None) -> float | None:
         """The registry's expected uplink interval, else the median of the last uplinks'."""
         registered = entry.expected_interval_s if entry else None
-        return registered or _learnt(memory.recent_ns)
+        return registered or learn_interval(memory.recent_ns)
 
-    def _limits(self, rule: Rule, entry: DeviceEntry | None) -> dict[str, float]:
+    def _limits(self, rule: Rule, entry: DeviceEntry | None) -> Mapping[str, float]:
         return thresholds(rule, entry.alarms if entry else {})
 
     # -- the sweep ---------------------------------------------------------------------------
@@ -317,10 +317,6 @@ def signed_hourly_change(series: Series | None, bounds: Ints) -> Floats:
 def _hour_grid(start_ns: int, end_ns: int) -> Ints:
     first = start_ns - start_ns % HOUR_NS
     return np.arange(first, end_ns - HOUR_NS + 1, HOUR_NS, dtype=np.int64)
-
-
-def _learnt(recent_ns: list[int]) -> float | None:
-    return learn_interval(np.array(recent_ns, dtype=np.int64))
 
 
 def _letter_ns(letter: DeadLetter) -> int:

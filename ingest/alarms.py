@@ -10,6 +10,8 @@ changes nothing.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import logging
 import math
 import threading
@@ -110,11 +112,10 @@ class AlarmEngine:
         readings = sorted(
             (p for p in record.points if p.measurement in MEDIA), key=lambda p: p.time
         )
-        evaluated = memory.flags_ns
-        for point in readings:
+        # Only the readings newer than those evaluated (an uplink may repeat older records).
+        newer = bisect.bisect_right(readings, memory.flags_ns, key=lambda p: to_ns(p.time))
+        for point in readings[newer:]:
             point_ns = to_ns(point.time)
-            if point_ns <= evaluated:
-                continue
             facts = Facts(time_ns=point_ns, values=point.fields)
             self._evaluate(raw.device, Trigger.READING, facts, memory, entry)
             memory.flags_ns = point_ns
@@ -137,8 +138,10 @@ class AlarmEngine:
         if memory.last_ns and interval:
             gap = Facts(time_ns=at, last_uplink_ns=memory.last_ns, interval_s=interval)
             self._evaluate(raw.device, Trigger.SWEEP, gap, memory, entry, only=("silent",))
-        # ... and this uplink clears it, as it clears a run of dead letters.
-        self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
+        # ... and this uplink clears it, as it clears a run of dead letters. (Silence judged at
+        # this uplink is never active, whatever the thresholds: only an active alarm can change.)
+        if (raw.device, "silent") in self._active:
+            self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
         self._evaluate(raw.device, Trigger.DEAD_LETTER, facts, memory, entry)
         memory.last_ns, memory.last_f_cnt, memory.dead_streak = at, raw.f_cnt, 0
         memory.recent_ns = [*memory.recent_ns, at][-RECENT:]
@@ -169,10 +172,9 @@ class AlarmEngine:
         entry: DeviceEntry | None,
         only: tuple[str, ...] = (),
     ) -> None:
-        for rule in rules_for(trigger, memory.medium):
-            if only and rule.kind not in only:
-                continue
-            limits = self._limits(rule, entry)
+        overrides = entry.alarms if entry else {}
+        for rule in _rules(trigger, memory.medium, only):
+            limits = thresholds(rule, overrides)
             if not limits["enabled"]:
                 continue
             verdict = rule.condition(facts, limits)
@@ -290,6 +292,12 @@ class AlarmEngine:
             if current.last_ns != memory.last_ns:
                 return  # an uplink came meanwhile; the next sweep sees it
             self._evaluate(device, Trigger.SWEEP, facts, current, entry)
+
+
+@functools.lru_cache(maxsize=256)
+def _rules(trigger: Trigger, medium: str, only: tuple[str, ...]) -> tuple[Rule, ...]:
+    """rules_for, limited to the kinds ``only`` names (if any)."""
+    return tuple(r for r in rules_for(trigger, medium) if not only or r.kind in only)
 
 
 def _measured(config: MeterConfig, name: str, series: Series | None, bounds: Ints) -> Floats:

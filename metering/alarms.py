@@ -448,7 +448,7 @@ RULES: tuple[Rule, ...] = (
 KINDS = {rule.kind: rule for rule in RULES}
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def rules_for(trigger: Trigger, medium: str) -> tuple[Rule, ...]:
     """The rules of one trigger that apply to a medium ('' = unknown: media-free rules only)."""
     return tuple(r for r in RULES if r.trigger is trigger and (not r.media or medium in r.media))

@@ -1,7 +1,8 @@
 """The alarm engine's cost: batched SQLite writes of the demo fleet's uplinks without and with
 evaluation at ingest (the anchor and the engine, same uplinks, same run), and one sweep of the
 fleet (silence for all, consumption patterns over 4 days of hourly consumption per water meter).
-Also the evaluation alone, in µs per uplink, against the SQLite write of an uplink (the anchor);
+Also the evaluation alone, in µs per uplink, against the SQLite write of an uplink (the anchor),
+with the registry's expected intervals and with every interval learnt from the uplinks;
 rounds are interleaved (anchor, engine, anchor, ...) and the medians printed.
 
     .venv/bin/python bench/alarms.py [--meters 64] [--days 4] [--rounds 1]
@@ -84,6 +85,25 @@ def main() -> None:
         print(f"SQLite writes + alarm evaluation:  {1 / both:9,.0f} uplinks/s"
               f" ({anchor / both:.2f}x the anchor)")  # fmt: skip
         print(f"alarm evaluation alone:            {evaluation * 1e6:9,.1f} µs per uplink"
+              f" ({evaluation / anchor:.3f}x an uplink's SQLite write)")  # fmt: skip
+        # Without the registry's expected_interval_s every uplink learns its device's interval.
+        learning = parse_registry(
+            {"devices": [{k: v for k, v in d.items() if k != "expected_interval_s"}
+                         for d in simulator.registry_document(meters)["devices"]]}
+        )  # fmt: skip
+        learnt: list[float] = []
+        for round_ in range(args.rounds):
+            path = Path(folder) / f"learnt{round_}.db"
+            learner = AlarmEngine(SQLiteAlarms(path, channels=("mqtt",)), learning, store)
+            evaluating = 0.0
+            for batch in batches:
+                before = time.perf_counter()
+                learner.on_stored(batch)
+                evaluating += time.perf_counter() - before
+            learnt.append(evaluating / len(outcomes))
+            learner.alarms.close()
+        evaluation = statistics.median(learnt)
+        print(f"  ... with intervals learnt:       {evaluation * 1e6:9,.1f} µs per uplink"
               f" ({evaluation / anchor:.3f}x an uplink's SQLite write)")  # fmt: skip
         started = time.perf_counter()
         engine.sweep(end)

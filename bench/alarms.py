@@ -1,14 +1,18 @@
 """The alarm engine's cost: batched SQLite writes of the demo fleet's uplinks without and with
 evaluation at ingest (the anchor and the engine, same uplinks, same run), and one sweep of the
 fleet (silence for all, consumption patterns over 4 days of hourly consumption per water meter).
+Also the evaluation alone, in µs per uplink, against the SQLite write of an uplink (the anchor),
+with the registry's expected intervals and with every interval learnt from the uplinks;
+rounds are interleaved (anchor, engine, anchor, ...) and the medians printed.
 
-    .venv/bin/python bench/alarms.py [--meters 64] [--days 4]
+    .venv/bin/python bench/alarms.py [--meters 64] [--days 4] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meters", type=int, default=64)
     parser.add_argument("--days", type=float, default=4)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     meters = simulator.fleet(args.meters)
     registry = parse_registry(simulator.registry_document(meters))
@@ -46,25 +51,60 @@ def main() -> None:
     print(
         f"fleet: {args.meters} meters ({water} water), {len(outcomes)} uplinks over {args.days} d"
     )
+    anchors: list[float] = []
+    engined: list[float] = []
+    evaluations: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
-        store = SQLiteStore(Path(folder) / "anchor.db")
-        started = time.perf_counter()
-        for batch in batches:
-            store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
-        anchor = len(outcomes) / (time.perf_counter() - started)
-        store.close()
+        for round_ in range(args.rounds):
+            store = SQLiteStore(Path(folder) / f"anchor{round_}.db")
+            started = time.perf_counter()
+            for batch in batches:
+                store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
+            anchors.append((time.perf_counter() - started) / len(outcomes))
+            store.close()
 
-        store = SQLiteStore(Path(folder) / "alarms.db")
-        alarms = SQLiteAlarms(Path(folder) / "alarms.db", channels=("mqtt", "webhook"))
-        engine = AlarmEngine(alarms, registry, store)
-        started = time.perf_counter()
-        for batch in batches:
-            store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
-            engine.on_stored(batch)
-        engined = len(outcomes) / (time.perf_counter() - started)
-        print(f"SQLite writes alone (anchor):      {anchor:9,.0f} uplinks/s")
-        print(f"SQLite writes + alarm evaluation:  {engined:9,.0f} uplinks/s"
-              f" ({engined / anchor:.2f}x the anchor)")  # fmt: skip
+            store = SQLiteStore(Path(folder) / f"alarms{round_}.db")
+            alarms = SQLiteAlarms(Path(folder) / f"alarms{round_}.db", channels=("mqtt", "webhook"))
+            engine = AlarmEngine(alarms, registry, store)
+            evaluating = 0.0
+            started = time.perf_counter()
+            for batch in batches:
+                store.write_uplinks([o.record for o in batch if isinstance(o, Accepted)])
+                before = time.perf_counter()
+                engine.on_stored(batch)
+                evaluating += time.perf_counter() - before
+            engined.append((time.perf_counter() - started) / len(outcomes))
+            evaluations.append(evaluating / len(outcomes))
+            if round_ < args.rounds - 1:
+                alarms.close()
+                store.close()
+        anchor, both = statistics.median(anchors), statistics.median(engined)
+        evaluation = statistics.median(evaluations)
+        print(f"SQLite writes alone (anchor):      {1 / anchor:9,.0f} uplinks/s"
+              f" ({anchor * 1e6:.0f} µs per uplink)")  # fmt: skip
+        print(f"SQLite writes + alarm evaluation:  {1 / both:9,.0f} uplinks/s"
+              f" ({anchor / both:.2f}x the anchor)")  # fmt: skip
+        print(f"alarm evaluation alone:            {evaluation * 1e6:9,.1f} µs per uplink"
+              f" ({evaluation / anchor:.3f}x an uplink's SQLite write)")  # fmt: skip
+        # Without the registry's expected_interval_s every uplink learns its device's interval.
+        learning = parse_registry(
+            {"devices": [{k: v for k, v in d.items() if k != "expected_interval_s"}
+                         for d in simulator.registry_document(meters)["devices"]]}
+        )  # fmt: skip
+        learnt: list[float] = []
+        for round_ in range(args.rounds):
+            path = Path(folder) / f"learnt{round_}.db"
+            learner = AlarmEngine(SQLiteAlarms(path, channels=("mqtt",)), learning, store)
+            evaluating = 0.0
+            for batch in batches:
+                before = time.perf_counter()
+                learner.on_stored(batch)
+                evaluating += time.perf_counter() - before
+            learnt.append(evaluating / len(outcomes))
+            learner.alarms.close()
+        evaluation = statistics.median(learnt)
+        print(f"  ... with intervals learnt:       {evaluation * 1e6:9,.1f} µs per uplink"
+              f" ({evaluation / anchor:.3f}x an uplink's SQLite write)")  # fmt: skip
         started = time.perf_counter()
         engine.sweep(end)
         took = time.perf_counter() - started

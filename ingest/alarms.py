@@ -10,10 +10,12 @@ changes nothing.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -110,11 +112,10 @@ class AlarmEngine:
         readings = sorted(
             (p for p in record.points if p.measurement in MEDIA), key=lambda p: p.time
         )
-        evaluated = memory.flags_ns
-        for point in readings:
+        # Only the readings newer than those evaluated (an uplink may repeat older records).
+        newer = bisect.bisect_right(readings, memory.flags_ns, key=lambda p: to_ns(p.time))
+        for point in readings[newer:]:
             point_ns = to_ns(point.time)
-            if point_ns <= evaluated:
-                continue
             facts = Facts(time_ns=point_ns, values=point.fields)
             self._evaluate(raw.device, Trigger.READING, facts, memory, entry)
             memory.flags_ns = point_ns
@@ -137,8 +138,10 @@ class AlarmEngine:
         if memory.last_ns and interval:
             gap = Facts(time_ns=at, last_uplink_ns=memory.last_ns, interval_s=interval)
             self._evaluate(raw.device, Trigger.SWEEP, gap, memory, entry, only=("silent",))
-        # ... and this uplink clears it, as it clears a run of dead letters.
-        self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
+        # ... and this uplink clears it, as it clears a run of dead letters. (Silence judged at
+        # this uplink is never active, whatever the thresholds: only an active alarm can change.)
+        if (raw.device, "silent") in self._active:
+            self._evaluate(raw.device, Trigger.SWEEP, facts, memory, entry, only=("silent",))
         self._evaluate(raw.device, Trigger.DEAD_LETTER, facts, memory, entry)
         memory.last_ns, memory.last_f_cnt, memory.dead_streak = at, raw.f_cnt, 0
         memory.recent_ns = [*memory.recent_ns, at][-RECENT:]
@@ -169,10 +172,9 @@ class AlarmEngine:
         entry: DeviceEntry | None,
         only: tuple[str, ...] = (),
     ) -> None:
-        for rule in rules_for(trigger, memory.medium):
-            if only and rule.kind not in only:
-                continue
-            limits = self._limits(rule, entry)
+        overrides = entry.alarms if entry else {}
+        for rule in _rules(trigger, memory.medium, only):
+            limits = thresholds(rule, overrides)
             if not limits["enabled"]:
                 continue
             verdict = rule.condition(facts, limits)
@@ -200,9 +202,9 @@ class AlarmEngine:
     def _interval(self, memory: DeviceMemory, entry: DeviceEntry | None) -> float | None:
         """The registry's expected uplink interval, else the median of the last uplinks'."""
         registered = entry.expected_interval_s if entry else None
-        return registered or _learnt(memory.recent_ns)
+        return registered or learn_interval(memory.recent_ns)
 
-    def _limits(self, rule: Rule, entry: DeviceEntry | None) -> dict[str, float]:
+    def _limits(self, rule: Rule, entry: DeviceEntry | None) -> Mapping[str, float]:
         return thresholds(rule, entry.alarms if entry else {})
 
     # -- the sweep ---------------------------------------------------------------------------
@@ -292,6 +294,12 @@ class AlarmEngine:
             self._evaluate(device, Trigger.SWEEP, facts, current, entry)
 
 
+@functools.lru_cache(maxsize=256)
+def _rules(trigger: Trigger, medium: str, only: tuple[str, ...]) -> tuple[Rule, ...]:
+    """rules_for, limited to the kinds ``only`` names (if any)."""
+    return tuple(r for r in rules_for(trigger, medium) if not only or r.kind in only)
+
+
 def _measured(config: MeterConfig, name: str, series: Series | None, bounds: Ints) -> Floats:
     """metering's consumption per hour; hours not ``measured`` (gaps, edges) are unknown."""
     if series is None or len(series) < 2:
@@ -317,10 +325,6 @@ def signed_hourly_change(series: Series | None, bounds: Ints) -> Floats:
 def _hour_grid(start_ns: int, end_ns: int) -> Ints:
     first = start_ns - start_ns % HOUR_NS
     return np.arange(first, end_ns - HOUR_NS + 1, HOUR_NS, dtype=np.int64)
-
-
-def _learnt(recent_ns: list[int]) -> float | None:
-    return learn_interval(np.array(recent_ns, dtype=np.int64))
 
 
 def _letter_ns(letter: DeadLetter) -> int:

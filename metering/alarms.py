@@ -11,10 +11,14 @@ and kind; repeats count; a false verdict clears) is :func:`transition`.
 from __future__ import annotations
 
 import enum
+import functools
+import itertools
 import math
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -98,6 +102,11 @@ class Rule:
     condition: Condition
     defaults: Mapping[str, float] = field(default_factory=dict)
     title: str = ""
+    # The thresholds without a device's overrides, built once: they are read on every uplink.
+    limits: Mapping[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", MappingProxyType({"enabled": 1.0, **self.defaults}))
 
 
 def transition(has_active: bool, verdict: Verdict | None) -> str | None:
@@ -232,15 +241,19 @@ def silent(last_uplink_ns: int, interval_s: float, now_ns: int, *, factor: float
     return Verdict(False, last_uplink_ns, "uplinks arrive")
 
 
-def learn_interval(times_ns: Ints, *, min_intervals: int = 3) -> float | None:
+def learn_interval(times_ns: Iterable[int], *, min_intervals: int = 3) -> float | None:
     """The median interval between uplinks, in seconds (None with too few uplinks).
 
     Uplinks at 0, 900, 1800, 2700, 7200 s → intervals 900, 900, 900, 4500 → 900 s.
+    Plain Python: it runs on every uplink over a handful of times (the engine keeps 16), where
+    building numpy arrays costs more than the work. The same figure as numpy's
+    ``np.median(np.diff(np.unique(times)))``: each interval is a float64 and an even count
+    averages the middle two as floats, as numpy does.
     """
-    times = np.unique(np.asarray(times_ns, dtype=np.int64))
-    if len(times) < min_intervals + 1:
+    times = sorted(set(times_ns))
+    if len(times) < max(min_intervals, 1) + 1:
         return None
-    return float(np.median(np.diff(times))) / 1e9
+    return statistics.median(float(b - a) for a, b in itertools.pairwise(times)) / 1e9
 
 
 def _last_window(hourly: Floats, hours: int) -> tuple[int, Floats] | None:
@@ -435,14 +448,19 @@ RULES: tuple[Rule, ...] = (
 KINDS = {rule.kind: rule for rule in RULES}
 
 
-def rules_for(trigger: Trigger, medium: str) -> list[Rule]:
+@functools.lru_cache(maxsize=256)
+def rules_for(trigger: Trigger, medium: str) -> tuple[Rule, ...]:
     """The rules of one trigger that apply to a medium ('' = unknown: media-free rules only)."""
-    return [r for r in RULES if r.trigger is trigger and (not r.media or medium in r.media)]
+    return tuple(r for r in RULES if r.trigger is trigger and (not r.media or medium in r.media))
 
 
-def thresholds(rule: Rule, overrides: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """The rule's defaults, with the device's overrides for its kind (registry ``alarms:``)."""
-    return {"enabled": 1.0, **rule.defaults, **overrides.get(rule.kind, {})}
+def thresholds(rule: Rule, overrides: Mapping[str, Mapping[str, float]]) -> Mapping[str, float]:
+    """The rule's defaults, with the device's overrides for its kind (registry ``alarms:``).
+
+    Without overrides for the kind, the rule's own read-only ``limits``.
+    """
+    own = overrides.get(rule.kind)
+    return {**rule.limits, **own} if own else rule.limits
 
 
 def check_overrides(overrides: Mapping[str, Mapping[str, float]]) -> None:

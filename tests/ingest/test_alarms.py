@@ -108,6 +108,17 @@ def test_flag_raises_repeats_and_clears(rig: Rig) -> None:
     assert [a.state for a in rig.alarms_of("wm-1", "leak")] == ["active", "cleared"]
 
 
+def test_a_reading_older_than_the_evaluated_ones_changes_no_flag_alarm(rig: Rig) -> None:
+    """A later uplink carrying an older meter record (the leak already cleared) raises nothing:
+    only readings newer than the newest evaluated one are judged."""
+    rig.feed(up("wm-1", w1(T0, LEAK, 100_000), T0 + timedelta(minutes=1), 1))
+    cleared = T0 + timedelta(minutes=5)
+    rig.feed(up("wm-1", w1(cleared, OK, 100_000), cleared + timedelta(minutes=1), 2))
+    rig.feed(up("wm-1", w1(T0, LEAK, 100_000), T0 + timedelta(minutes=7), 3))
+    (leak,) = rig.alarms_of("wm-1", "leak")
+    assert (leak.state, leak.count, leak.cleared_at) == ("cleared", 1, cleared)
+
+
 def test_ack_is_independent_of_the_state(rig: Rig) -> None:
     rig.feed(up("wm-1", w1(T0, LEAK, 100_000), T0 + timedelta(seconds=20), 1))
     (leak,) = rig.alarms_of("wm-1", "leak")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from metering.alarms import (
     HOUR_NS,
@@ -134,6 +137,35 @@ def test_learnt_interval_is_the_median() -> None:
     s = 10**9
     assert learn_interval(np.array([0, 900 * s, 1800 * s, 2700 * s, 7200 * s])) == 900.0
     assert learn_interval(np.array([0, 900 * s, 1800 * s])) is None  # too few to tell
+    assert learn_interval([0, 900 * s, 900 * s, 1800 * s, 1800 * s]) is None  # repeats count once
+
+
+def numpy_interval(times_ns: list[int], min_intervals: int) -> float | None:
+    """The definition learn_interval had, on numpy arrays (the reference it must still equal)."""
+    times = np.unique(np.asarray(times_ns, dtype=np.int64))
+    if len(times) < min_intervals + 1:
+        return None
+    return float(np.median(np.diff(times))) / 1e9
+
+
+@given(
+    times=st.lists(st.integers(0, 2**63 - 1) | st.integers(T0, T0 + 10**14), max_size=24),
+    min_intervals=st.integers(1, 5),
+)
+# Intervals 1, 741091, 58638941171757763, 2**62: the middle two average as floats (as numpy does),
+# which here differs from averaging them as integers.
+@example(
+    times=list(itertools.accumulate([0, 1, 741091, 58638941171757763, 2**62])), min_intervals=1
+)
+@example(times=[T0 + 900 * 10**9 * i for i in (5, 1, 0, 3, 3, 2)], min_intervals=3)
+def test_learnt_interval_equals_the_numpy_definition(times: list[int], min_intervals: int) -> None:
+    """Random uplink times (unsorted, repeated, up to the int64 limit): the same interval."""
+    assert learn_interval(times, min_intervals=min_intervals) == numpy_interval(
+        times, min_intervals
+    )
+    assert learn_interval(np.array(times, dtype=np.int64), min_intervals=min_intervals) == (
+        numpy_interval(times, min_intervals)
+    )
 
 
 def test_continuous_flow() -> None:

@@ -385,8 +385,10 @@ def _serve_api(
     ingest: IngestService | None,
     on_started: Callable[[], None],
     meters: Mapping[str, MeterConfig] | None = None,
+    shutdown: threading.Event | None = None,
 ) -> None:
-    """Serve the API until SIGINT/SIGTERM (uvicorn handles both).
+    """Serve the API until SIGINT/SIGTERM (uvicorn handles both), or until ``shutdown`` is set
+    (a fatal ingest error: uvicorn stops as on a signal, whether it is starting or serving).
 
     ``meters``: the devices' metering settings (default: from the registry file).
     """
@@ -441,6 +443,13 @@ def _serve_api(
             on_started()
 
     threading.Thread(target=announce, daemon=True).start()
+    if shutdown is not None:
+
+        def stop_on_shutdown() -> None:
+            shutdown.wait()
+            server.should_exit = True  # honoured before and after start-up alike
+
+        threading.Thread(target=stop_on_shutdown, daemon=True).start()
     server.run()
 
 
@@ -532,7 +541,7 @@ def _supervise_workers(args: argparse.Namespace, settings: Settings, count: int)
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    # Before anything can raise SIGTERM (a fatal MQTT error does): unwind, clean up, report.
+    # The operator's SIGTERM before the API runs: unwind, clean up, report.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workers = _workers(args, settings)
     if workers > 1:
@@ -548,20 +557,20 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except BaseException:
         store.close()
         raise
-    stop = threading.Event()
+    stop, fatal = threading.Event(), threading.Event()
     ingest.start()
     rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
-    threading.Thread(
-        target=_watch_fatal, args=(ingest, lambda: signal.raise_signal(signal.SIGTERM), stop),
-        daemon=True,
-    ).start()  # fmt: skip
+    # A fatal ingest error stops the API server directly: a signal sent to ourselves would
+    # land wherever the main thread is (imports, uvicorn's start-up) and could leave it hanging.
+    threading.Thread(target=_watch_fatal, args=(ingest, fatal.set, stop), daemon=True).start()
     try:
         _serve_api(
             settings,
             store,
             ingest,
             lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+            shutdown=fatal,
         )
     except SystemExit:
         pass  # SIGTERM (ours on a fatal error, or the operator's): shut down below
@@ -591,9 +600,11 @@ def _run_with_workers(args: argparse.Namespace, settings: Settings, count: int) 
     watcher = threading.Thread(target=supervisor.watch, daemon=True)
     watcher.start()
 
+    fatal = threading.Event()
+
     def on_fatal() -> None:
         watcher.join()
-        signal.raise_signal(signal.SIGTERM)
+        fatal.set()
 
     threading.Thread(target=on_fatal, daemon=True).start()
     try:
@@ -602,6 +613,7 @@ def _run_with_workers(args: argparse.Namespace, settings: Settings, count: int) 
             store,
             None,
             lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+            shutdown=fatal,
         )
     except SystemExit:
         pass

@@ -13,7 +13,7 @@ Each row is anchored in the same run to (a) the store call alone, in-process (``
 ``readings()``, ``health()``), and (b) the HTTP floor: a request the server answers at once
 (``GET /api/v1/nothing``, a 404 through the same middleware). Starts its own influxd (Debian's
 1.6); the InfluxDB store writes through its spool, flushed before timing. The process gets
-lorameter's GC settings (``lorameter.runtime``) unless ``--default-gc``.
+the GC settings of ``lorameter api`` (``lorameter.runtime``) unless ``--default-gc``.
 
     .venv/bin/python bench/queries.py [--devices 10000] [--rounds 7] [--backend sqlite|influx|both]
 """
@@ -182,7 +182,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.default_gc:
-        tune_gc()  # as `lorameter api` and `run` do
+        tune_gc()  # as `lorameter api` does
     print(f"machine: {common.machine()}")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

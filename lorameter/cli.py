@@ -58,8 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     command: Callable[[argparse.Namespace, Settings], int] = args.handler
-    if args.command in _LONG_RUNNING:
-        tune_gc()
     try:
         return command(args, settings)
     except UsageError as exc:
@@ -67,10 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-# the commands that run for hours and build many objects: they get lorameter.runtime's GC settings
-_LONG_RUNNING = frozenset({"run", "ingest", "api", "demo", "replay", "backfill"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -658,6 +652,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings, writer=False)  # ingest, elsewhere, holds the spool
+    tune_gc()  # an API process only reads: fewer collections, at no memory cost that matters
     try:
         _serve_api(
             settings,

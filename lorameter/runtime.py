@@ -1,4 +1,9 @@
-"""Process-wide settings of lorameter's long-running commands (run, ingest, api, demo)."""
+"""Process-wide settings of ``lorameter api``, the process that only serves reads.
+
+Not for ingest (``run``, ``ingest``): bench/memory.py measured its peak RSS under back-pressure
+at ~129 MiB with CPython's defaults and ~155 MiB with the young threshold below (the 150 MiB
+target of issue 13), since some of what ingest allocates does sit in reference cycles.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,8 @@ __all__ = ["YOUNG_GC_THRESHOLD", "tune_gc"]
 # CPython's cyclic garbage collector starts a young collection every 700 net container
 # allocations (``gc.get_threshold()`` is (700, 10, 10) by default), and every tenth of those
 # reaches further. A year of one meter's readings builds ~100,000 small dicts and lists for the
-# API, an ingest batch some thousands: bench/queries.py measured collections taking over half of
-# the year's read. lorameter's data makes no reference cycles, so they are collected by reference
-# counting anyway; the collector only needs to run now and then for the rare cycle.
+# API: bench/queries.py measured collections taking over a third of the year's read. What the API
+# builds (rows, dicts, JSON) makes no reference cycles and is freed by reference counting anyway.
 YOUNG_GC_THRESHOLD = 10_000
 
 

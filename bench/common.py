@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.influxd import Influxd
+from tests.services import free_port
 
-__all__ = ["machine", "uplinks_in"]
+__all__ = ["lorameter_env", "machine", "uplinks_in"]
 
 
 def machine() -> str:
@@ -35,3 +36,19 @@ def uplinks_in(server: Influxd, db: str) -> Callable[[], int]:
         return int(result["series"][0]["values"][0][1]) if "series" in result else 0
 
     return count
+
+
+def lorameter_env(work: Path, mqtt_url: str, store_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a ``lorameter`` process under a bench: this one's, without any
+    LORAMETER_ setting of the caller's, plus the broker, the store, a spool and a free API port
+    in ``work``, INFO logs, and ``settings`` (e.g. ``LORAMETER_WORKERS="2"``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMETER_")}
+    env.update(
+        LORAMETER_MQTT_URL=mqtt_url,
+        LORAMETER_STORE_URL=store_url,
+        LORAMETER_SPOOL_PATH=str(work / "spool.db"),
+        LORAMETER_API_PORT=str(free_port()),
+        LORAMETER_LOG_LEVEL="INFO",
+        **settings,
+    )
+    return env

@@ -34,12 +34,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, uplinks_in
+from bench.common import lorameter_env, machine, uplinks_in
 from decoders.devices.elvaco_cmi4110 import DECODER as CMI4110
 from storage import open_store
 from tests.helpers import tts_up
 from tests.influxd import Influxd, start_influxd
-from tests.services import free_port, start_mosquitto
+from tests.services import start_mosquitto
 
 T0 = datetime(2025, 11, 20, tzinfo=UTC)
 TOPIC = "v3/+/devices/+/up"
@@ -161,16 +161,8 @@ def lorameter_round(
     /health count of another process's writes is refreshed only every minute); default: the
     store's /health count (SQLite keeps it in the file)."""
     broker = start_mosquitto(work / "broker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMETER_")}
-    env.update(
-        LORAMETER_MQTT_URL=broker.url,
-        LORAMETER_STORE_URL=store_url,
-        LORAMETER_SPOOL_PATH=str(work / "spool.db"),
-        LORAMETER_API_PORT=str(free_port()),
-        LORAMETER_ROLLUP_INTERVAL_S="0",
-        LORAMETER_LOG_LEVEL="INFO",
-        LORAMETER_WORKERS=str(workers),
-    )
+    env = lorameter_env(work, broker.url, store_url, LORAMETER_ROLLUP_INTERVAL_S="0",
+                        LORAMETER_WORKERS=str(workers))  # fmt: skip
     log = work / "lorameter.log"
 
     def start() -> subprocess.Popen[bytes]:

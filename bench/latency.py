@@ -33,11 +33,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, uplinks_in
+from bench.common import lorameter_env, machine, uplinks_in
 from bench.e2e import messages
 from storage import open_store
 from tests.influxd import Influxd, start_influxd
-from tests.services import free_port, start_mosquitto
+from tests.services import start_mosquitto
 
 
 def steady(port: int, batch: list[tuple[str, bytes]], rate: float) -> list[float]:
@@ -99,14 +99,7 @@ def lorameter(
     """``count``: the stored uplinks asked of the database itself (InfluxDB); default: the
     store's /health count (SQLite keeps it in the file)."""
     broker = start_mosquitto(work / "broker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMETER_")}
-    env.update(
-        LORAMETER_MQTT_URL=broker.url,
-        LORAMETER_STORE_URL=store_url,
-        LORAMETER_SPOOL_PATH=str(work / "spool.db"),
-        LORAMETER_API_PORT=str(free_port()),
-        LORAMETER_LOG_LEVEL="INFO",
-    )
+    env = lorameter_env(work, broker.url, store_url)
     log = work / "lorameter.log"
     with log.open("wb") as handle:
         process = subprocess.Popen([sys.executable, "-m", "lorameter.cli", "run"], env=env,

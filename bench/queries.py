@@ -2,7 +2,8 @@
 
 Loads each store with ``--devices`` Elvaco CMi4110 heat meters (10,000 by default, two uplinks
 each) and one more heat meter with a year of 15-minute uplinks (35,040), every uplink decoded by
-the real pipeline from TTS v3 JSON, then serves the API (uvicorn, in a thread of this process)
+the real pipeline from TTS v3 JSON, then serves the API (uvicorn, in a thread of this process,
+``tests.services.serve``)
 over the store and times, as medians of ``--rounds`` requests:
 
 1. ``GET /api/v1/devices`` (target < 200 ms),
@@ -24,15 +25,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,7 +46,7 @@ from storage.schema import UplinkRecord
 from storage.sqlite import SQLiteStore
 from tests.helpers import tts_up
 from tests.influxd import start_influxd
-from tests.services import free_port
+from tests.services import serve
 
 YEAR = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_METER = "heat-year"
@@ -91,28 +89,6 @@ def records(devices: int) -> Iterator[list[UplinkRecord]]:
     yield batch
 
 
-@contextmanager
-def serving(store: Store) -> Iterator[str]:
-    """The API over ``store`` on a free loopback port, in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(store, None, ApiOptions()), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise SystemExit("the API did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def median_ms(fn: Callable[[], object], rounds: int) -> float:
     times = []
     fn()  # warm-up: caches, connections, imports
@@ -126,7 +102,10 @@ def median_ms(fn: Callable[[], object], rounds: int) -> float:
 def bench(name: str, store: Store, devices: int, rounds: int) -> None:
     start, end = YEAR, YEAR + timedelta(days=365)
     query = {"from": start.isoformat(), "to": end.isoformat(), "limit": "100000"}
-    with serving(store) as base, httpx.Client(base_url=base, timeout=120) as client:
+    with (
+        serve(create_app(store, None, ApiOptions())) as base,
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
 
         def get(path: str, **params: str) -> httpx.Response:
             return client.get(path, params=params)

@@ -447,6 +447,11 @@ def _serve_api(
     server.run()
 
 
+def _log_address(settings: Settings) -> Callable[[], None]:
+    """What the API's commands do once it listens: say where."""
+    return lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port)
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -563,7 +568,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             store,
             ingest,
-            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+            _log_address(settings),
             shutdown=fatal,
         )
     except SystemExit:
@@ -606,7 +611,7 @@ def _run_with_workers(args: argparse.Namespace, settings: Settings, count: int) 
             settings,
             store,
             None,
-            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+            _log_address(settings),
             shutdown=fatal,
         )
     except SystemExit:
@@ -658,7 +663,7 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             store,
             None,
-            lambda: log.info("API on http://%s:%d", settings.api_host, settings.api_port),
+            _log_address(settings),
         )
     finally:
         store.close()

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import uvicorn
+from fastapi import FastAPI
+
 __all__ = [
     "Mosquitto",
     "fill_disk",
     "free_port",
+    "serve",
     "small_disk",
     "start_mosquitto",
     "stop_process",
@@ -141,3 +146,24 @@ def fill_disk(path: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

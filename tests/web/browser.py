@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import uvicorn
-from fastapi import FastAPI
 from playwright.sync_api import BrowserContext, Page, Playwright, Request
 
-from tests.services import free_port
-
-__all__ = ["CHROMIUM", "SCREENSHOTS", "Browser", "launch", "serve"]
+__all__ = ["CHROMIUM", "SCREENSHOTS", "Browser", "launch"]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `playwright install` is never used
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -100,24 +94,3 @@ def launch(playwright: Playwright, profile: Path) -> Iterator[Browser]:
         yield browser
     finally:
         context.close()
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

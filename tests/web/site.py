@@ -15,7 +15,7 @@ from ingest.alarms import AlarmEngine
 from storage import open_store
 from storage.alarms import SQLiteAlarms
 from tests.demo_data import Fleet, demo_fleet, load
-from tests.web.browser import serve
+from tests.services import serve
 
 __all__ = ["DAYS", "END", "Site", "demo_site", "last_uplink"]
 

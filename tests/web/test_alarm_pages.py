@@ -20,7 +20,8 @@ from api.deps import ApiOptions
 from api.main import create_app
 from storage import open_store
 from tests.demo_data import ZONE  # ApiOptions' default zone, the site's
-from tests.web.browser import Browser, serve
+from tests.services import serve
+from tests.web.browser import Browser
 from tests.web.site import Site
 
 ALARM_ROWS = "table.alarms tbody tr[data-alarm]"

@@ -9,7 +9,8 @@ import pytest
 
 from api.main import create_app
 from storage import open_store
-from tests.web.browser import Browser, serve
+from tests.services import serve
+from tests.web.browser import Browser
 
 
 @pytest.fixture

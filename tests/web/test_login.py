@@ -14,7 +14,8 @@ from api.main import create_app
 from storage import open_store
 from storage.api_keys import SQLiteKeys
 from tests.demo_data import Fleet, demo_fleet, load
-from tests.web.browser import Browser, serve
+from tests.services import serve
+from tests.web.browser import Browser
 from tests.web.site import END
 from tests.web.test_pages import listed
 

@@ -295,6 +295,7 @@ class AlarmEngine:
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _rules(trigger: Trigger, medium: str, only: tuple[str, ...]) -> tuple[Rule, ...]:
     """rules_for, limited to the kinds ``only`` names (if any)."""
     return tuple(r for r in rules_for(trigger, medium) if not only or r.kind in only)

@@ -15,6 +15,7 @@ from ingest.pipeline import Accepted, Pipeline, Rejected
 from storage import open_store
 from storage.alarms import SQLiteAlarms, alarm_db_path
 from storage.base import Series
+from storage.schema import to_ns
 from tests.helpers import tts_up
 
 REGISTRY = parse_registry(
@@ -234,6 +235,13 @@ def test_alarms_survive_a_restart(tmp_path: Path) -> None:
     rig.feed(up("wm-1", w1(T0, LEAK, 100_000), T0 + timedelta(seconds=20), 1))
     rig.alarms.close()
     again = Rig(tmp_path)  # a new process: memory and alarms from the file
+    (memory,) = again.alarms.memories().values()
+    heard = to_ns(T0 + timedelta(seconds=20))
+    assert (memory.medium, memory.last_ns, memory.last_f_cnt) == ("water", heard, 1)
+    assert (memory.flags_ns, memory.recent_ns) == (to_ns(T0), [heard])
+    # the first uplink again (a redelivery after the restart) changes nothing
+    again.feed(up("wm-1", w1(T0, LEAK, 100_000), T0 + timedelta(seconds=20), 1))
+    assert again.alarms_of("wm-1", "leak")[0].count == 1
     later = T0 + timedelta(hours=1)
     again.feed(up("wm-1", w1(later, LEAK, 100_010), later + timedelta(seconds=20), 2))
     (leak,) = again.alarms_of("wm-1", "leak")

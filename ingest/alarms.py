@@ -10,13 +10,11 @@ changes nothing.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -110,18 +108,19 @@ class AlarmEngine:
         memory.medium = raw.medium
         memory.site = _site(entry, record)
         readings = sorted(
-            (p for p in record.points if p.measurement in MEDIA), key=lambda p: p.time
+            [(to_ns(p.time), p.fields) for p in record.points if p.measurement in MEDIA],
+            key=_first,
         )
-        # Only the readings newer than those evaluated (an uplink may repeat older records).
-        newer = bisect.bisect_right(readings, memory.flags_ns, key=lambda p: to_ns(p.time))
-        for point in readings[newer:]:
-            point_ns = to_ns(point.time)
-            facts = Facts(time_ns=point_ns, values=point.fields)
+        evaluated = memory.flags_ns  # (points of one instant are all evaluated, or none)
+        for point_ns, fields in readings:
+            if point_ns <= evaluated:
+                continue  # evaluated already (an uplink may repeat older records)
+            facts = Facts(time_ns=point_ns, values=fields)
             self._evaluate(raw.device, Trigger.READING, facts, memory, entry)
             memory.flags_ns = point_ns
         drift = None
-        if readings and readings[-1].time != raw.received_at:
-            drift = (raw.received_at - readings[-1].time).total_seconds()
+        if readings and readings[-1][0] != at:
+            drift = (at - readings[-1][0]) / 1e9
         facts = Facts(
             time_ns=at,
             f_cnt=raw.f_cnt,
@@ -282,10 +281,8 @@ class AlarmEngine:
         flows: Facts | None,
     ) -> None:
         interval = self._interval(memory, entry)
-        facts = replace(
-            flows or Facts(time_ns=now_ns),
-            last_uplink_ns=memory.last_ns or None,
-            interval_s=interval,
+        facts = (flows or Facts(time_ns=now_ns))._replace(
+            last_uplink_ns=memory.last_ns or None, interval_s=interval
         )
         with self._lock:
             current = self._memory.get(device, memory)
@@ -334,6 +331,10 @@ def _letter_ns(letter: DeadLetter) -> int:
         return to_ns(parse_envelope(letter.raw).received_at)
     except EnvelopeError:
         return to_ns(letter.received_at)
+
+
+def _first(pair: tuple[int, object]) -> int:
+    return pair[0]
 
 
 def _site(entry: DeviceEntry | None, record: UplinkRecord) -> str:

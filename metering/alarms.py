@@ -14,11 +14,11 @@ import enum
 import functools
 import itertools
 import math
-import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -60,9 +60,11 @@ class Trigger(enum.Enum):
     SWEEP = "sweep"  # the periodic sweep (silence, consumption patterns)
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What a rule may look at; each trigger fills its part, the rest stays None."""
+class Facts(NamedTuple):
+    """What a rule may look at; each trigger fills its part, the rest stays None.
+
+    A NamedTuple (immutable, and built ~4× faster than a frozen dataclass: the engine builds
+    four for every uplink)."""
 
     time_ns: int  # the reading's, the uplink's, or the sweep's now
     values: Mapping[str, Value] | None = None  # READING: one reading
@@ -253,7 +255,11 @@ def learn_interval(times_ns: Iterable[int], *, min_intervals: int = 3) -> float 
     times = sorted(set(times_ns))
     if len(times) < max(min_intervals, 1) + 1:
         return None
-    return statistics.median(float(b - a) for a, b in itertools.pairwise(times)) / 1e9
+    gaps = sorted([b - a for a, b in itertools.pairwise(times)])
+    middle = len(gaps) // 2
+    if len(gaps) % 2:
+        return float(gaps[middle]) / 1e9
+    return (float(gaps[middle - 1]) + float(gaps[middle])) / 2 / 1e9
 
 
 def _last_window(hourly: Floats, hours: int) -> tuple[int, Floats] | None:

@@ -477,6 +477,7 @@ class SQLiteStore:
         """Each device's row in ``devices``: counts and times of its uplinks, its newest
         reading, battery and link quality, updated from what this batch adds."""
         summaries: dict[str, _Summary] = {}
+        self._check_summaries(db)
         for record in records:
             raw = record.raw
             summary = summaries.get(raw.device)
@@ -489,12 +490,17 @@ class SQLiteStore:
         self._apply_points(summaries, points)
         _save_summaries(db, summaries.values())
 
-    def _summary(self, db: sqlite3.Connection, device: str) -> _Summary | None:
-        """A device's summary row, from memory when nothing else wrote the file since."""
+    def _check_summaries(self, db: sqlite3.Connection) -> None:
+        """Forget the summaries kept in memory when another connection (another worker) wrote
+        the file since they were read: once per transaction, which holds the write lock."""
         version = int(db.execute("PRAGMA data_version").fetchone()[0])
         if self._summaries_seen != (db, version):
             self._summaries.clear()
             self._summaries_seen = (db, version)
+
+    def _summary(self, db: sqlite3.Connection, device: str) -> _Summary | None:
+        """A device's summary row, from memory when nothing else wrote the file since
+        (``_check_summaries`` first)."""
         found = self._summaries.get(device)
         if found is None:
             found = _load_summary(db, device)
@@ -858,6 +864,7 @@ class SQLiteStore:
                 " (SELECT id FROM counter_series WHERE device = ?)",
                 (device,),
             )
+            self._check_summaries(db)
             summary = self._summary(db, device)
             if summary is not None:
                 summary.forget_readings()
@@ -867,6 +874,7 @@ class SQLiteStore:
         with self._writing() as db:
             self._write_points(db, points)
             summaries = {}
+            self._check_summaries(db)
             for device in {p.device for p in points if p.measurement in _SUMMARISED}:
                 found = self._summary(db, device)
                 if found is not None:

@@ -81,8 +81,7 @@ class Facts(NamedTuple):
     tz: str = "Europe/Berlin"  # the local zone of night hours
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A rule's answer: is the condition active, since/at which data instant, and why."""
 
     active: bool

@@ -95,6 +95,23 @@ def test_bad_base64_payload() -> None:
     assert "frm_payload" in caught.value.detail
 
 
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        # TTS writes nanoseconds: cut to the microsecond, never rounded into the next second
+        ("2025-11-20T10:15:42.999999999Z", datetime(2025, 11, 20, 10, 15, 42, 999999, tzinfo=UTC)),
+        (
+            "2025-11-20T11:15:42.1234567+01:00",
+            datetime(2025, 11, 20, 10, 15, 42, 123456, tzinfo=UTC),
+        ),
+        ("2025-11-20T10:15:42.5Z", datetime(2025, 11, 20, 10, 15, 42, 500000, tzinfo=UTC)),
+        ("2025-11-20T10:15:42Z", datetime(2025, 11, 20, 10, 15, 42, tzinfo=UTC)),
+    ],
+)
+def test_receive_time_digits_past_the_microsecond_are_cut(stamp: str, expected: datetime) -> None:
+    assert parse_envelope(tts_up("d1", b"\x01", received_at=stamp)).received_at == expected
+
+
 def test_tts_without_any_receive_time_is_rejected() -> None:
     document = json.loads(tts_up("d1", b"\x01"))
     del document["received_at"], document["uplink_message"]["received_at"]

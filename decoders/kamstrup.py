@@ -25,7 +25,6 @@ flowIQ 2200 LoRaWAN codec (TTS Device Repository vendor/kamstrup/mbusparser.yaml
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from decoders.core import DecodeError, Reading, Uplink, Values, unpack
@@ -172,5 +171,5 @@ def lorawan_readings(uplink: Uplink, extra: Values, water: bool = True) -> list[
     registers = {"volume_m3", energy_field}
     if not any(registers & r.values.keys() for r in result):
         raise DecodeError("no meter register in the frame (installation or status frame)")
-    result[0] = replace(result[0], values={**result[0].values, **extra})
+    result[0] = result[0]._replace(values={**result[0].values, **extra})
     return result

@@ -95,8 +95,17 @@ AES_KEY = Param(
 )
 
 
-def _key(params: Mapping[str, Any]) -> bytes:
-    return bytes.fromhex(AES_KEY.get(params).replace(" ", ""))
+def _key(params: Mapping[str, Any]) -> algorithms.AES:
+    """The device's AES-128 key, checked (DecodeError) and set up once per key text."""
+    text = params.get(AES_KEY.name)
+    if isinstance(text, str):
+        return _aes(text)
+    return algorithms.AES(bytes.fromhex(AES_KEY.get(params)))  # raises: missing or not text
+
+
+@functools.lru_cache(maxsize=1024)  # pure; a bridge hears a bounded set of meters
+def _aes(text: str) -> algorithms.AES:
+    return algorithms.AES(bytes.fromhex(AES_KEY.get({AES_KEY.name: text}).replace(" ", "")))
 
 
 COMPACT_FORMATS = Param(
@@ -233,7 +242,7 @@ def _extended_link_layer(frame: bytes, params: Mapping[str, Any]) -> tuple[bytes
     if encryption != 1:
         raise DecodeError(f"unsupported ELL encryption {encryption}", offset=13)
     iv = frame[2:10] + bytes([frame[11] & 0xEF]) + frame[13:17] + bytes(3)
-    decryptor = Cipher(algorithms.AES(_key(params)), modes.CTR(iv)).decryptor()
+    decryptor = Cipher(_key(params), modes.CTR(iv)).decryptor()
     plain = frame[:17] + decryptor.update(frame[17:]) + decryptor.finalize()
     if len(plain) < 20 or int.from_bytes(plain[17:19], "little") != crc16(plain[19:]):
         raise DecodeError("decryption failed: wrong key? (payload CRC mismatch)", offset=17)
@@ -292,7 +301,7 @@ def decode_frame(uplink: Uplink) -> Telegram:
         if blocks == 0 or len(data) < size:
             raise DecodeError(f"need {size} encrypted bytes, got {len(data)}", offset=start)
         iv = iv_m + iv_a + bytes([access]) * 8
-        decryptor = Cipher(algorithms.AES(_key(uplink.params)), modes.CBC(iv)).decryptor()
+        decryptor = Cipher(_key(uplink.params), modes.CBC(iv)).decryptor()
         plain = decryptor.update(data[:size]) + decryptor.finalize()
         if plain[:2] != b"\x2f\x2f":
             raise DecodeError("decryption failed: wrong key?", offset=start)

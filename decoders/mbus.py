@@ -297,6 +297,8 @@ def _base_reader(quantity: str, coding: int, kind: str, size: int, exponent: int
     elif quantity == "identification" and size == 8:  # ID (BCD), manufacturer, version, medium
         return _read_identification
     else:
+        if quantity not in _UNITLESS:  # a register: signed integer (type B) x 10^exponent
+            return _scaled_int_reader(exponent)
         number = _read_int if quantity not in _IDENTIFIERS else _read_uint
         if quantity in ("fabrication_no", "identification"):
             return _as_text(number)
@@ -403,6 +405,23 @@ def _scaled_reader(number: Callable[[bytes, int], int], exponent: int) -> _Read:
     return divided
 
 
+def _scaled_int_reader(exponent: int) -> _Read:
+    """``_scaled_reader(_read_int, exponent)`` in one call per record (the most common record)."""
+    if exponent >= 0:
+        factor = 10**exponent
+
+        def times(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+            return int.from_bytes(raw, "little", signed=True) * factor, False
+
+        return times
+    divisor = 10**-exponent
+
+    def divided(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return int.from_bytes(raw, "little", signed=True) / divisor, False  # int / int: float
+
+    return divided
+
+
 def _real_reader(quantity: str, exponent: int) -> _Read:
     def real(raw: bytes, at: int) -> tuple[RecordValue, bool]:
         value = _REAL32.unpack(raw)[0]
@@ -443,7 +462,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
     return records
 
 
-_Reading = tuple[list[bytes], list[tuple[RecordValue, bool]]]  # data fields; (value, invalid)s
+_Reading = tuple[Sequence[bytes], list[tuple[RecordValue, bool]]]  # data fields; (value, invalid)s
 _Plan = tuple[tuple[int, str, "_Convert"], ...]  # record index, field, conversion (to_values)
 T = TypeVar("T")
 
@@ -463,18 +482,20 @@ class _Layout(NamedTuple):
     fixed: tuple[slice, ...]  # the non-data stretches: headers and fillers
     fixed_bytes: tuple[bytes, ...]  # what they held
     fields: tuple[slice, ...]  # one data field per record
+    cut_fixed: struct.Struct  # unpacks the ``fixed`` stretches in one call
+    cut_fields: struct.Struct  # unpacks the ``fields`` in one call
     headers: tuple[tuple[int, _Header | None], ...]  # offset, header (None: 0F/1F mfr data)
     readers: tuple[tuple[int, _Read], ...]  # offset, reader of each record's data field
     learnt: tuple[Record, ...]  # the records of the frame it was learnt from
-    plans: dict[tuple[int, str], _Plan]  # memo of ``plan``
+    plans: dict[str, dict[int, _Plan]]  # memo of ``plan``
     shapes: dict[Callable[[Sequence[Record]], object], object]  # memo of ``Frame.shape``
 
     def fits(self, data: bytes) -> bool:
-        return tuple(map(data.__getitem__, self.fixed)) == self.fixed_bytes
+        return self.cut_fixed.unpack_from(data) == self.fixed_bytes
 
     def read(self, data: bytes) -> _Reading:
         """Every record's data field and value (``data`` fits), raising as the full parse."""
-        raws = list(map(data.__getitem__, self.fields))
+        raws = self.cut_fields.unpack_from(data)
         return raws, [read(raw, at) for (at, read), raw in zip(self.readers, raws, strict=True)]
 
     def records(
@@ -496,18 +517,20 @@ class _Layout(NamedTuple):
             ))  # fmt: skip
         return records
 
-    def plan(self, storage: int, energy_field: str) -> _Plan:
-        """``to_values``' routes for this layout's records (they depend on headers and value
-        types only, both fixed by the layout)."""
-        plan = self.plans.get((storage, energy_field))
+    def plan(self, energy_field: str) -> dict[int, _Plan]:
+        """``to_values``' routes for this layout's records, by storage number (they depend on
+        headers and value types only, both fixed by the layout)."""
+        plan = self.plans.get(energy_field)
         if plan is None:
-            routes: list[tuple[int, str, _Convert]] = []
-            for i, record in enumerate(self.learnt):
-                have_serial = any(name == "meter_serial" for _, name, _ in routes)
-                route = _route(record, storage, energy_field, have_serial)
-                if route is not None:
-                    routes.append((i, *route))
-            plan = self.plans[storage, energy_field] = tuple(routes)
+            plan = self.plans[energy_field] = {}
+            for storage in sorted({record.storage for record in self.learnt}):
+                routes: list[tuple[int, str, _Convert]] = []
+                for i, record in enumerate(self.learnt):
+                    have_serial = any(name == "meter_serial" for _, name, _ in routes)
+                    route = _route(record, storage, energy_field, have_serial)
+                    if route is not None:
+                        routes.append((i, *route))
+                plan[storage] = tuple(routes)
         return plan
 
 
@@ -556,8 +579,21 @@ class Frame:
         if self._layout is None or self._records is not None:
             return to_values(self.records, storage=storage, energy_field=energy_field)
         read = self._read[1]
-        plan = self._layout.plan(storage, energy_field)
+        plan = self._layout.plan(energy_field).get(storage, ())
         return {name: convert(read[i][0]) for i, name, convert in plan}
+
+    def values_by_storage(self, energy_field: str = "energy_heat_kwh") -> dict[int, Values]:
+        """``values(storage, energy_field)`` of each storage number among the records,
+        ascending."""
+        if self._layout is None or self._records is not None:
+            records = self.records
+            storages = sorted({r.storage for r in records})
+            return {s: to_values(records, storage=s, energy_field=energy_field) for s in storages}
+        read = self._read[1]
+        return {
+            storage: {name: convert(read[i][0]) for i, name, convert in plan}
+            for storage, plan in self._layout.plan(energy_field).items()
+        }
 
     def shape(self, of: Callable[[Sequence[Record]], T]) -> T:
         """``of(self.records)``, for an ``of`` that reads no record's value, raw data or
@@ -602,8 +638,32 @@ def _learn(data: bytes, start: int, records: list[Record], ends: list[int]) -> N
         (at, _read_bytes if h is None or h.read is None else h.read) for at, h in headers
     )
     _LAYOUTS[start, len(data)] = _Layout(
-        tuple(fixed), fixed_bytes, tuple(fields), tuple(headers), readers, tuple(records), {}, {}
+        tuple(fixed),
+        fixed_bytes,
+        tuple(fields),
+        _cutter(start, fixed, fields, keep_fixed=True),
+        _cutter(start, fixed, fields, keep_fixed=False),
+        tuple(headers),
+        readers,
+        tuple(records),
+        {},
+        {},
     )
+
+
+def _cutter(
+    start: int, fixed: list[slice], fields: list[slice], *, keep_fixed: bool
+) -> struct.Struct:
+    """A struct that unpacks, as bytes, the ``fixed`` stretches or the data ``fields`` (which
+    alternate from ``start``: fixed, field, ..., fixed) and skips the others ("<": no alignment,
+    "Ns": N bytes as they are, "Nx": N bytes skipped)."""
+    keep, skip = ("s", "x") if keep_fixed else ("x", "s")
+    stretches = [f"{start}x"]
+    for stretch, field in zip(fixed, fields, strict=False):  # fixed has one more: the tail
+        stretches += [f"{stretch.stop - stretch.start}{keep}", f"{field.stop - field.start}{skip}"]
+    if keep_fixed:
+        stretches.append(f"{fixed[-1].stop - fixed[-1].start}s")
+    return struct.Struct("<" + "".join(stretches))
 
 
 def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:

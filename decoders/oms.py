@@ -320,14 +320,14 @@ def readings(
 ) -> list[Reading]:
     """Current values (at the meter's 04 6D time if sent) plus one reading per dated storage."""
     frame = telegram.frame
-    current = frame.values(energy_field=energy_field)
-    values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
+    by_storage = frame.values_by_storage(energy_field)
+    values = {"meter_serial": telegram.meter_id, **by_storage.get(0, {}), **(extra or {})}
     now_at, stored = frame.shape(_dated)
     now = None if now_at is None else frame.value(now_at)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
     for storage, date_at in stored:
         when = None if date_at is None else frame.value(date_at)
-        found = frame.values(storage, energy_field)
+        found = by_storage[storage]
         if isinstance(when, datetime) and found:
             result.append(Reading(found, uplink.meter_time(when)))
     return result

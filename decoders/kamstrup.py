@@ -66,16 +66,20 @@ def info_codes(records: list[Record], storage: int, named: bool = True) -> Value
     for record in records:
         info = record.quantity == "manufacturer" and record.mfr_vife in _INFO_VIFE
         if info and record.storage == storage:
-            code = int.from_bytes(record.raw, "little")
-            alarms = {name: bool(code & bit) for name, bit in ALARMS} if named else {}
-            return {"error_flags": code, **alarms}
+            return _info_values(record.raw, named)
     return {}
 
 
+def _info_values(raw: bytes, named: bool) -> Values:
+    code = int.from_bytes(raw, "little")
+    alarms = {name: bool(code & bit) for name, bit in ALARMS} if named else {}
+    return {"error_flags": code, **alarms}
+
+
 def current_info(frame: Frame) -> Values:
-    """``info_codes(frame.records, 0)``, building that one record only."""
+    """``info_codes(frame.records, 0)``, building no record."""
     at = frame.shape(_info_codes_at)
-    return {} if at is None else info_codes([frame.record(at)], 0)
+    return {} if at is None else _info_values(frame.raw(at), True)
 
 
 def _info_codes_at(records: Sequence[Record]) -> int | None:

@@ -498,16 +498,11 @@ class _Layout(NamedTuple):
         raws = self.cut_fields.unpack_from(data)
         return raws, [read(raw, at) for (at, read), raw in zip(self.readers, raws, strict=True)]
 
-    def records(
-        self, read: _Reading, headers: Sequence[tuple[int, _Header | None]] = ()
-    ) -> list[Record]:
-        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read`` (of
-        ``headers``: some of the layout's; default all)."""
+    def records(self, read: _Reading) -> list[Record]:
+        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read``."""
         records = []
         raws, values = read
-        for (at, h), raw, (value, invalid) in zip(
-            headers or self.headers, raws, values, strict=True
-        ):
+        for (at, h), raw, (value, invalid) in zip(self.headers, raws, values, strict=True):
             if h is None:
                 records.append(_manufacturer_data(at, raw))
                 continue
@@ -561,14 +556,9 @@ class Frame:
             self._records = self._layout.records(self._read)
         return self._records
 
-    def record(self, index: int) -> Record:
-        """Record ``index`` (of a frame read through its layout: that one record built)."""
-        if self._records is not None:
-            return self._records[index]
-        assert self._layout is not None  # set together with _read
-        at, header = self._layout.headers[index]
-        raws, values = self._read
-        return self._layout.records(([raws[index]], [values[index]]), [(at, header)])[0]
+    def raw(self, index: int) -> bytes:
+        """The data field of record ``index``, as sent."""
+        return self._read[0][index] if self._records is None else self._records[index].raw
 
     def value(self, index: int) -> RecordValue:
         """The value of record ``index``."""

@@ -469,6 +469,7 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
     fast = fast_outcome
     assert fast._layout is layout, "read through the layout"
     records = parse_records(data)
+    storages = sorted({r.storage for r in records})
     for storage in (0, 1, 2, 3):
         for energy in ("energy_heat_kwh", "energy_cooling_kwh"):
             want = to_values(records, storage=storage, energy_field=energy)
@@ -476,11 +477,17 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
             assert [type(v) for v in fast.values(storage, energy).values()] == [
                 type(v) for v in want.values()
             ]
+    for energy in ("energy_heat_kwh", "energy_cooling_kwh"):
+        by_storage = {s: to_values(records, storage=s, energy_field=energy) for s in storages}
+        assert fast.values_by_storage(energy) == by_storage
+        assert list(fast.values_by_storage(energy)) == storages  # ascending
     assert [fast.value(i) for i in range(len(records))] == [r.value for r in records]
-    assert [fast.record(i) for i in range(len(records))] == records  # one record at a time
+    assert [fast.raw(i) for i in range(len(records))] == [r.raw for r in records]
     if serial_first:  # records built from the layout's reading, then the values from them
         assert fast.records == records
         assert fast.values() == to_values(records)
+        assert fast.values_by_storage() == {s: to_values(records, storage=s) for s in storages}
+        assert [fast.raw(i) for i in range(len(records))] == [r.raw for r in records]
     assert fast.records == records
     _clear()
 

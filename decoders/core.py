@@ -445,9 +445,12 @@ def check_values(values: Values, allowed: Collection[str]) -> None:
         kind, low, high = _CHECKS[name]
         # the usual cases first: an int or float (not a bool), finite and in range; a flag
         if kind is float:
-            if (type(value) is float or type(value) is int) and low <= value <= high:
-                if math.isfinite(value):
-                    continue
+            if (
+                (type(value) is float or type(value) is int)
+                and low <= value <= high
+                and math.isfinite(value)
+            ):
+                continue
         elif type(value) is kind:  # bool or str
             continue
         _check_value(name, value, VOCABULARY[name])

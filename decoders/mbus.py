@@ -183,9 +183,10 @@ def _vif_meaning(vif: bytes, at: int) -> tuple[_Meaning, int]:
 
 def _bcd(data: bytes, at: int) -> int:
     """EN 13757-3 type A: packed BCD, LSB first; 0xF in the top nibble means negative."""
-    digits = data[::-1].hex()
-    if digits.isdigit():  # the usual case: every nibble a digit, read by int() in C
-        return int(digits)
+    try:  # the usual case: every nibble a digit (hex() gives 0-9a-f: int() takes 0-9 only)
+        return int(data[::-1].hex())
+    except ValueError:
+        pass  # a sign nibble, an invalid digit, or no data
     if not data:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at)
     top = data[-1]

@@ -117,6 +117,8 @@ class _Key:
         """AES-CBC decryption of whole 16-byte blocks. NIST SP 800-38A 6.2: plain block j =
         AES-decrypt(cipher block j) xor cipher block j-1 (block 0: the IV); so: all blocks
         decrypted at once, xor the IV and the ciphertext but its last block."""
+        if len(data) % 16:  # the context would keep the rest for the next frame
+            raise ValueError(f"AES-CBC needs whole 16-byte blocks, got {len(data)} bytes")
         with self._lock:
             blocks = self._blocks.update(data)
         chained = int.from_bytes(iv + data[:-16], "big")

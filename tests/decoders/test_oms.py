@@ -115,6 +115,8 @@ def test_the_reused_key_context_decrypts_as_aes_cbc(
     fresh AES-128-CBC cipher would, whatever was decrypted before with that key or another."""
     for key, iv, data in frames:
         assert _key({"aes_key": key.hex()}).decrypt_cbc(iv, data) == cbc_decrypt(key, iv, data)
+        with pytest.raises(ValueError, match="whole 16-byte blocks"):  # nothing kept back
+            _key({"aes_key": key.hex()}).decrypt_cbc(iv, data[:-1])
 
 
 def test_one_key_decrypts_for_several_threads_at_once() -> None:

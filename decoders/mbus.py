@@ -78,6 +78,14 @@ _CODINGS: dict[int, tuple[int, str]] = {
     0x9: (1, "bcd"), 0xA: (2, "bcd"), 0xB: (3, "bcd"), 0xC: (4, "bcd"), 0xE: (6, "bcd"),
 }  # fmt: skip
 _REAL32 = struct.Struct("<f")  # type H: IEEE 754 single precision, LSB first
+_UINT16 = struct.Struct("<H")
+# Type B: signed integers, LSB first, by size (3 and 6 bytes have no struct format).
+_SIGNED = {
+    1: struct.Struct("<b"),
+    2: struct.Struct("<h"),
+    4: struct.Struct("<i"),
+    8: struct.Struct("<q"),
+}
 
 # A byte of packed BCD (type A) -> its two digits as a number (0x42 -> 42); bytes with a nibble
 # above 9 are absent, so a lookup miss is an invalid digit.
@@ -298,8 +306,8 @@ def _base_reader(quantity: str, coding: int, kind: str, size: int, exponent: int
     elif quantity == "identification" and size == 8:  # ID (BCD), manufacturer, version, medium
         return _read_identification
     else:
-        if quantity not in _UNITLESS:  # a register: signed integer (type B) x 10^exponent
-            return _scaled_int_reader(exponent)
+        if quantity not in _UNITLESS and size in _SIGNED:  # a register: type B x 10^exponent
+            return _scaled_int_reader(_SIGNED[size], exponent)
         number = _read_int if quantity not in _IDENTIFIERS else _read_uint
         if quantity in ("fabrication_no", "identification"):
             return _as_text(number)
@@ -320,10 +328,9 @@ def _fails(message: str) -> _Read:
 
 
 def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
-    word = int.from_bytes(raw, "little")
-    if word in _DATES_G:
-        when = _DATES_G[word]
-    else:
+    word = _UINT16.unpack(raw)[0]  # the reader of 2-byte data only (``_base_reader``)
+    when = _DATES_G.get(word, _UNSEEN)
+    if when is _UNSEEN:
         when = _date_g(word, at)  # raises for an impossible date (never kept)
         if len(_DATES_G) < _DATES_G_KEPT:
             _DATES_G[word] = when
@@ -334,6 +341,7 @@ def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
 # meter's history records repeat the same month-start dates frame after frame. Bounded.
 _DATES_G: dict[int, datetime | None] = {}
 _DATES_G_KEPT = 4096
+_UNSEEN = datetime.min  # not a type G date (those start in 1981)
 
 
 def _read_date_time(raw: bytes, at: int) -> tuple[RecordValue, bool]:
@@ -406,19 +414,21 @@ def _scaled_reader(number: Callable[[bytes, int], int], exponent: int) -> _Read:
     return divided
 
 
-def _scaled_int_reader(exponent: int) -> _Read:
-    """``_scaled_reader(_read_int, exponent)`` in one call per record (the most common record)."""
+def _scaled_int_reader(number: struct.Struct, exponent: int) -> _Read:
+    """``_scaled_reader(_read_int, exponent)`` in one call per record (the most common record),
+    the integer read by a precompiled struct."""
+    unpack = number.unpack
     if exponent >= 0:
         factor = 10**exponent
 
         def times(raw: bytes, at: int) -> tuple[RecordValue, bool]:
-            return int.from_bytes(raw, "little", signed=True) * factor, False
+            return unpack(raw)[0] * factor, False
 
         return times
     divisor = 10**-exponent
 
     def divided(raw: bytes, at: int) -> tuple[RecordValue, bool]:
-        return int.from_bytes(raw, "little", signed=True) / divisor, False  # int / int: float
+        return unpack(raw)[0] / divisor, False  # int / int: float
 
     return divided
 

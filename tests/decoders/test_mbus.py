@@ -31,6 +31,12 @@ def one(hex_: str) -> Record:
         ("04 06 10270000", "energy", "Wh", 10_000_000),  # int32, kWh
         ("06 03 010000000000", "energy", "Wh", 1),  # int48
         ("07 16 0100000000000000", "volume", "m3", 1),  # int64
+        ("01 13 FE", "volume", "m3", -0.002),  # every integer size is signed
+        ("03 13 FEFFFF", "volume", "m3", -0.002),
+        ("04 13 FEFFFFFF", "volume", "m3", -0.002),
+        ("06 16 FEFFFFFFFFFF", "volume", "m3", -2),
+        ("07 16 FEFFFFFFFFFFFFFF", "volume", "m3", -2),
+        ("04 03 FFFFFF7F", "energy", "Wh", 2**31 - 1),  # LSB first
         ("09 5B 45", "flow_temp", "°C", 45),  # BCD2
         ("0A 5E 3412", "return_temp", "°C", 123.4),  # BCD4
         ("0B 2B 563412", "power", "W", 123456),  # BCD6

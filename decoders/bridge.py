@@ -131,7 +131,7 @@ def telegram_readings(uplink: Uplink, frame: bytes) -> list[Reading]:
             check_values(reading.values, FIELDS)
     except DecodeError as exc:
         return [Reading({}, meter=key, error=str(exc))]
-    return [replace(reading, meter=key) for reading in got]
+    return [reading._replace(meter=key) for reading in got]
 
 
 def meter_readings(uplink: Uplink) -> list[Reading]:

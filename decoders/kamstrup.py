@@ -25,7 +25,6 @@ flowIQ 2200 LoRaWAN codec (TTS Device Repository vendor/kamstrup/mbusparser.yaml
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from decoders.core import DecodeError, Reading, Uplink, Values, unpack
@@ -67,16 +66,20 @@ def info_codes(records: list[Record], storage: int, named: bool = True) -> Value
     for record in records:
         info = record.quantity == "manufacturer" and record.mfr_vife in _INFO_VIFE
         if info and record.storage == storage:
-            code = int.from_bytes(record.raw, "little")
-            alarms = {name: bool(code & bit) for name, bit in ALARMS} if named else {}
-            return {"error_flags": code, **alarms}
+            return _info_values(record.raw, named)
     return {}
 
 
+def _info_values(raw: bytes, named: bool) -> Values:
+    code = int.from_bytes(raw, "little")
+    alarms = {name: bool(code & bit) for name, bit in ALARMS} if named else {}
+    return {"error_flags": code, **alarms}
+
+
 def current_info(frame: Frame) -> Values:
-    """``info_codes(frame.records, 0)``, building that one record only."""
+    """``info_codes(frame.records, 0)``, building no record."""
     at = frame.shape(_info_codes_at)
-    return {} if at is None else info_codes([frame.record(at)], 0)
+    return {} if at is None else _info_values(frame.raw(at), True)
 
 
 def _info_codes_at(records: Sequence[Record]) -> int | None:
@@ -172,5 +175,5 @@ def lorawan_readings(uplink: Uplink, extra: Values, water: bool = True) -> list[
     registers = {"volume_m3", energy_field}
     if not any(registers & r.values.keys() for r in result):
         raise DecodeError("no meter register in the frame (installation or status frame)")
-    result[0] = replace(result[0], values={**result[0].values, **extra})
+    result[0] = result[0]._replace(values={**result[0].values, **extra})
     return result

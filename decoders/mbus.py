@@ -78,6 +78,14 @@ _CODINGS: dict[int, tuple[int, str]] = {
     0x9: (1, "bcd"), 0xA: (2, "bcd"), 0xB: (3, "bcd"), 0xC: (4, "bcd"), 0xE: (6, "bcd"),
 }  # fmt: skip
 _REAL32 = struct.Struct("<f")  # type H: IEEE 754 single precision, LSB first
+_UINT16 = struct.Struct("<H")
+# Type B: signed integers, LSB first, by size (3 and 6 bytes have no struct format).
+_SIGNED = {
+    1: struct.Struct("<b"),
+    2: struct.Struct("<h"),
+    4: struct.Struct("<i"),
+    8: struct.Struct("<q"),
+}
 
 # A byte of packed BCD (type A) -> its two digits as a number (0x42 -> 42); bytes with a nibble
 # above 9 are absent, so a lookup miss is an invalid digit.
@@ -183,9 +191,10 @@ def _vif_meaning(vif: bytes, at: int) -> tuple[_Meaning, int]:
 
 def _bcd(data: bytes, at: int) -> int:
     """EN 13757-3 type A: packed BCD, LSB first; 0xF in the top nibble means negative."""
-    digits = data[::-1].hex()
-    if digits.isdigit():  # the usual case: every nibble a digit, read by int() in C
-        return int(digits)
+    try:  # the usual case: every nibble a digit (hex() gives 0-9a-f: int() takes 0-9 only)
+        return int(data[::-1].hex())
+    except ValueError:
+        pass  # a sign nibble, an invalid digit, or no data
     if not data:
         raise DecodeError(f"invalid BCD digits {data.hex()}", offset=at)
     top = data[-1]
@@ -297,6 +306,8 @@ def _base_reader(quantity: str, coding: int, kind: str, size: int, exponent: int
     elif quantity == "identification" and size == 8:  # ID (BCD), manufacturer, version, medium
         return _read_identification
     else:
+        if quantity not in _UNITLESS and size in _SIGNED:  # a register: type B x 10^exponent
+            return _scaled_int_reader(_SIGNED[size], exponent)
         number = _read_int if quantity not in _IDENTIFIERS else _read_uint
         if quantity in ("fabrication_no", "identification"):
             return _as_text(number)
@@ -317,10 +328,9 @@ def _fails(message: str) -> _Read:
 
 
 def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
-    word = int.from_bytes(raw, "little")
-    if word in _DATES_G:
-        when = _DATES_G[word]
-    else:
+    word = _UINT16.unpack(raw)[0]  # the reader of 2-byte data only (``_base_reader``)
+    when = _DATES_G.get(word, _UNSEEN)
+    if when is _UNSEEN:
         when = _date_g(word, at)  # raises for an impossible date (never kept)
         if len(_DATES_G) < _DATES_G_KEPT:
             _DATES_G[word] = when
@@ -331,6 +341,7 @@ def _read_date_g(raw: bytes, at: int) -> tuple[RecordValue, bool]:
 # meter's history records repeat the same month-start dates frame after frame. Bounded.
 _DATES_G: dict[int, datetime | None] = {}
 _DATES_G_KEPT = 4096
+_UNSEEN = datetime.min  # not a type G date (those start in 1981)
 
 
 def _read_date_time(raw: bytes, at: int) -> tuple[RecordValue, bool]:
@@ -403,6 +414,25 @@ def _scaled_reader(number: Callable[[bytes, int], int], exponent: int) -> _Read:
     return divided
 
 
+def _scaled_int_reader(number: struct.Struct, exponent: int) -> _Read:
+    """``_scaled_reader(_read_int, exponent)`` in one call per record (the most common record),
+    the integer read by a precompiled struct."""
+    unpack = number.unpack
+    if exponent >= 0:
+        factor = 10**exponent
+
+        def times(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+            return unpack(raw)[0] * factor, False
+
+        return times
+    divisor = 10**-exponent
+
+    def divided(raw: bytes, at: int) -> tuple[RecordValue, bool]:
+        return unpack(raw)[0] / divisor, False  # int / int: float
+
+    return divided
+
+
 def _real_reader(quantity: str, exponent: int) -> _Read:
     def real(raw: bytes, at: int) -> tuple[RecordValue, bool]:
         value = _REAL32.unpack(raw)[0]
@@ -443,7 +473,7 @@ def parse_records(data: bytes, start: int = 0) -> list[Record]:
     return records
 
 
-_Reading = tuple[list[bytes], list[tuple[RecordValue, bool]]]  # data fields; (value, invalid)s
+_Reading = tuple[Sequence[bytes], list[tuple[RecordValue, bool]]]  # data fields; (value, invalid)s
 _Plan = tuple[tuple[int, str, "_Convert"], ...]  # record index, field, conversion (to_values)
 T = TypeVar("T")
 
@@ -463,30 +493,27 @@ class _Layout(NamedTuple):
     fixed: tuple[slice, ...]  # the non-data stretches: headers and fillers
     fixed_bytes: tuple[bytes, ...]  # what they held
     fields: tuple[slice, ...]  # one data field per record
+    cut_fixed: struct.Struct  # unpacks the ``fixed`` stretches in one call
+    cut_fields: struct.Struct  # unpacks the ``fields`` in one call
     headers: tuple[tuple[int, _Header | None], ...]  # offset, header (None: 0F/1F mfr data)
     readers: tuple[tuple[int, _Read], ...]  # offset, reader of each record's data field
     learnt: tuple[Record, ...]  # the records of the frame it was learnt from
-    plans: dict[tuple[int, str], _Plan]  # memo of ``plan``
+    plans: dict[str, dict[int, _Plan]]  # memo of ``plan``
     shapes: dict[Callable[[Sequence[Record]], object], object]  # memo of ``Frame.shape``
 
     def fits(self, data: bytes) -> bool:
-        return tuple(map(data.__getitem__, self.fixed)) == self.fixed_bytes
+        return self.cut_fixed.unpack_from(data) == self.fixed_bytes
 
     def read(self, data: bytes) -> _Reading:
         """Every record's data field and value (``data`` fits), raising as the full parse."""
-        raws = list(map(data.__getitem__, self.fields))
+        raws = self.cut_fields.unpack_from(data)
         return raws, [read(raw, at) for (at, read), raw in zip(self.readers, raws, strict=True)]
 
-    def records(
-        self, read: _Reading, headers: Sequence[tuple[int, _Header | None]] = ()
-    ) -> list[Record]:
-        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read`` (of
-        ``headers``: some of the layout's; default all)."""
+    def records(self, read: _Reading) -> list[Record]:
+        """The records, as ``_record`` makes them, of a frame that ``read`` gave ``read``."""
         records = []
         raws, values = read
-        for (at, h), raw, (value, invalid) in zip(
-            headers or self.headers, raws, values, strict=True
-        ):
+        for (at, h), raw, (value, invalid) in zip(self.headers, raws, values, strict=True):
             if h is None:
                 records.append(_manufacturer_data(at, raw))
                 continue
@@ -496,18 +523,20 @@ class _Layout(NamedTuple):
             ))  # fmt: skip
         return records
 
-    def plan(self, storage: int, energy_field: str) -> _Plan:
-        """``to_values``' routes for this layout's records (they depend on headers and value
-        types only, both fixed by the layout)."""
-        plan = self.plans.get((storage, energy_field))
+    def plan(self, energy_field: str) -> dict[int, _Plan]:
+        """``to_values``' routes for this layout's records, by storage number (they depend on
+        headers and value types only, both fixed by the layout)."""
+        plan = self.plans.get(energy_field)
         if plan is None:
-            routes: list[tuple[int, str, _Convert]] = []
-            for i, record in enumerate(self.learnt):
-                have_serial = any(name == "meter_serial" for _, name, _ in routes)
-                route = _route(record, storage, energy_field, have_serial)
-                if route is not None:
-                    routes.append((i, *route))
-            plan = self.plans[storage, energy_field] = tuple(routes)
+            plan = self.plans[energy_field] = {}
+            for storage in sorted({record.storage for record in self.learnt}):
+                routes: list[tuple[int, str, _Convert]] = []
+                for i, record in enumerate(self.learnt):
+                    have_serial = any(name == "meter_serial" for _, name, _ in routes)
+                    route = _route(record, storage, energy_field, have_serial)
+                    if route is not None:
+                        routes.append((i, *route))
+                plan[storage] = tuple(routes)
         return plan
 
 
@@ -538,14 +567,9 @@ class Frame:
             self._records = self._layout.records(self._read)
         return self._records
 
-    def record(self, index: int) -> Record:
-        """Record ``index`` (of a frame read through its layout: that one record built)."""
-        if self._records is not None:
-            return self._records[index]
-        assert self._layout is not None  # set together with _read
-        at, header = self._layout.headers[index]
-        raws, values = self._read
-        return self._layout.records(([raws[index]], [values[index]]), [(at, header)])[0]
+    def raw(self, index: int) -> bytes:
+        """The data field of record ``index``, as sent."""
+        return self._read[0][index] if self._records is None else self._records[index].raw
 
     def value(self, index: int) -> RecordValue:
         """The value of record ``index``."""
@@ -556,8 +580,21 @@ class Frame:
         if self._layout is None or self._records is not None:
             return to_values(self.records, storage=storage, energy_field=energy_field)
         read = self._read[1]
-        plan = self._layout.plan(storage, energy_field)
+        plan = self._layout.plan(energy_field).get(storage, ())
         return {name: convert(read[i][0]) for i, name, convert in plan}
+
+    def values_by_storage(self, energy_field: str = "energy_heat_kwh") -> dict[int, Values]:
+        """``values(storage, energy_field)`` of each storage number among the records,
+        ascending."""
+        if self._layout is None or self._records is not None:
+            records = self.records
+            storages = sorted({r.storage for r in records})
+            return {s: to_values(records, storage=s, energy_field=energy_field) for s in storages}
+        read = self._read[1]
+        return {
+            storage: {name: convert(read[i][0]) for i, name, convert in plan}
+            for storage, plan in self._layout.plan(energy_field).items()
+        }
 
     def shape(self, of: Callable[[Sequence[Record]], T]) -> T:
         """``of(self.records)``, for an ``of`` that reads no record's value, raw data or
@@ -602,8 +639,32 @@ def _learn(data: bytes, start: int, records: list[Record], ends: list[int]) -> N
         (at, _read_bytes if h is None or h.read is None else h.read) for at, h in headers
     )
     _LAYOUTS[start, len(data)] = _Layout(
-        tuple(fixed), fixed_bytes, tuple(fields), tuple(headers), readers, tuple(records), {}, {}
+        tuple(fixed),
+        fixed_bytes,
+        tuple(fields),
+        _cutter(start, fixed, fields, keep_fixed=True),
+        _cutter(start, fixed, fields, keep_fixed=False),
+        tuple(headers),
+        readers,
+        tuple(records),
+        {},
+        {},
     )
+
+
+def _cutter(
+    start: int, fixed: list[slice], fields: list[slice], *, keep_fixed: bool
+) -> struct.Struct:
+    """A struct that unpacks, as bytes, the ``fixed`` stretches or the data ``fields`` (which
+    alternate from ``start``: fixed, field, ..., fixed) and skips the others ("<": no alignment,
+    "Ns": N bytes as they are, "Nx": N bytes skipped)."""
+    keep, skip = ("s", "x") if keep_fixed else ("x", "s")
+    stretches = [f"{start}x"]
+    for stretch, field in zip(fixed, fields, strict=False):  # fixed has one more: the tail
+        stretches += [f"{stretch.stop - stretch.start}{keep}", f"{field.stop - field.start}{skip}"]
+    if keep_fixed:
+        stretches.append(f"{fixed[-1].stop - fixed[-1].start}s")
+    return struct.Struct("<" + "".join(stretches))
 
 
 def parse_record(data: bytes, start: int) -> tuple[Record | None, int]:

@@ -33,6 +33,7 @@ KAM 60723506, and the already-decrypted compact frame of the ELL test).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,8 +96,38 @@ AES_KEY = Param(
 )
 
 
-def _key(params: Mapping[str, Any]) -> bytes:
-    return bytes.fromhex(AES_KEY.get(params).replace(" ", ""))
+def _key(params: Mapping[str, Any]) -> _Key:
+    """The device's AES-128 key, checked (DecodeError) and set up once per key text."""
+    text = params.get(AES_KEY.name)
+    return _key_for(text if isinstance(text, str) else AES_KEY.get(params))  # get: raises
+
+
+class _Key:
+    """A meter's AES-128 key with one ECB decryption context, reused for every frame: cheaper
+    than a cipher, mode and context set up per frame (most of the cost of decrypting one)."""
+
+    __slots__ = ("_blocks", "_lock", "aes")
+
+    def __init__(self, key: bytes) -> None:
+        self.aes = algorithms.AES(key)
+        self._blocks = Cipher(self.aes, modes.ECB()).decryptor()  # no padding: whole blocks
+        self._lock = threading.Lock()  # a context is not for concurrent use
+
+    def decrypt_cbc(self, iv: bytes, data: bytes) -> bytes:
+        """AES-CBC decryption of whole 16-byte blocks. NIST SP 800-38A 6.2: plain block j =
+        AES-decrypt(cipher block j) xor cipher block j-1 (block 0: the IV); so: all blocks
+        decrypted at once, xor the IV and the ciphertext but its last block."""
+        if len(data) % 16:  # the context would keep the rest for the next frame
+            raise ValueError(f"AES-CBC needs whole 16-byte blocks, got {len(data)} bytes")
+        with self._lock:
+            blocks = self._blocks.update(data)
+        chained = int.from_bytes(iv + data[:-16], "big")
+        return (int.from_bytes(blocks, "big") ^ chained).to_bytes(len(data), "big")
+
+
+@functools.lru_cache(maxsize=1024)  # a bridge hears a bounded set of meters
+def _key_for(text: str) -> _Key:
+    return _Key(bytes.fromhex(AES_KEY.get({AES_KEY.name: text}).replace(" ", "")))
 
 
 COMPACT_FORMATS = Param(
@@ -233,7 +264,7 @@ def _extended_link_layer(frame: bytes, params: Mapping[str, Any]) -> tuple[bytes
     if encryption != 1:
         raise DecodeError(f"unsupported ELL encryption {encryption}", offset=13)
     iv = frame[2:10] + bytes([frame[11] & 0xEF]) + frame[13:17] + bytes(3)
-    decryptor = Cipher(algorithms.AES(_key(params)), modes.CTR(iv)).decryptor()
+    decryptor = Cipher(_key(params).aes, modes.CTR(iv)).decryptor()
     plain = frame[:17] + decryptor.update(frame[17:]) + decryptor.finalize()
     if len(plain) < 20 or int.from_bytes(plain[17:19], "little") != crc16(plain[19:]):
         raise DecodeError("decryption failed: wrong key? (payload CRC mismatch)", offset=17)
@@ -292,8 +323,7 @@ def decode_frame(uplink: Uplink) -> Telegram:
         if blocks == 0 or len(data) < size:
             raise DecodeError(f"need {size} encrypted bytes, got {len(data)}", offset=start)
         iv = iv_m + iv_a + bytes([access]) * 8
-        decryptor = Cipher(algorithms.AES(_key(uplink.params)), modes.CBC(iv)).decryptor()
-        plain = decryptor.update(data[:size]) + decryptor.finalize()
+        plain = _key(uplink.params).decrypt_cbc(iv, data[:size])
         if plain[:2] != b"\x2f\x2f":
             raise DecodeError("decryption failed: wrong key?", offset=start)
         data = plain + data[size:]
@@ -311,14 +341,14 @@ def readings(
 ) -> list[Reading]:
     """Current values (at the meter's 04 6D time if sent) plus one reading per dated storage."""
     frame = telegram.frame
-    current = frame.values(energy_field=energy_field)
-    values = {"meter_serial": telegram.meter_id, **current, **(extra or {})}
+    by_storage = frame.values_by_storage(energy_field)
+    values = {"meter_serial": telegram.meter_id, **by_storage.get(0, {}), **(extra or {})}
     now_at, stored = frame.shape(_dated)
     now = None if now_at is None else frame.value(now_at)
     result = [Reading(values, uplink.meter_time(now) if isinstance(now, datetime) else None)]
     for storage, date_at in stored:
         when = None if date_at is None else frame.value(date_at)
-        found = frame.values(storage, energy_field)
+        found = by_storage[storage]
         if isinstance(when, datetime) and found:
             result.append(Reading(found, uplink.meter_time(when)))
     return result

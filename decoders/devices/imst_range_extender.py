@@ -21,7 +21,6 @@ v1.2: port numbers, segmentation bit 0x40, time + L-prefixed telegram framing, s
 and its examples in range-extender-codec.yaml (two status frames); EN 13757-4, OMS Vol. 2.
 """
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from decoders.bridge import FIELDS, METERS, REGISTERS, split_frames, telegram_readings
@@ -60,7 +59,7 @@ def decode(uplink: Uplink) -> list[Reading]:
     for at, frame in split_frames(payload, head=4):
         heard = datetime.fromtimestamp(unpack("<I", payload, at)[0], UTC)
         for reading in telegram_readings(uplink, frame):
-            found.append(reading if reading.time else replace(reading, time=heard))
+            found.append(reading if reading.time else reading._replace(time=heard))
     return found
 
 

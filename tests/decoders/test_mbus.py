@@ -31,6 +31,12 @@ def one(hex_: str) -> Record:
         ("04 06 10270000", "energy", "Wh", 10_000_000),  # int32, kWh
         ("06 03 010000000000", "energy", "Wh", 1),  # int48
         ("07 16 0100000000000000", "volume", "m3", 1),  # int64
+        ("01 13 FE", "volume", "m3", -0.002),  # every integer size is signed
+        ("03 13 FEFFFF", "volume", "m3", -0.002),
+        ("04 13 FEFFFFFF", "volume", "m3", -0.002),
+        ("06 16 FEFFFFFFFFFF", "volume", "m3", -2),
+        ("07 16 FEFFFFFFFFFFFFFF", "volume", "m3", -2),
+        ("04 03 FFFFFF7F", "energy", "Wh", 2**31 - 1),  # LSB first
         ("09 5B 45", "flow_temp", "°C", 45),  # BCD2
         ("0A 5E 3412", "return_temp", "°C", 123.4),  # BCD4
         ("0B 2B 563412", "power", "W", 123456),  # BCD6
@@ -469,6 +475,7 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
     fast = fast_outcome
     assert fast._layout is layout, "read through the layout"
     records = parse_records(data)
+    storages = sorted({r.storage for r in records})
     for storage in (0, 1, 2, 3):
         for energy in ("energy_heat_kwh", "energy_cooling_kwh"):
             want = to_values(records, storage=storage, energy_field=energy)
@@ -476,11 +483,17 @@ def test_a_frame_read_through_its_layout_gives_the_records_and_values_of_a_full_
             assert [type(v) for v in fast.values(storage, energy).values()] == [
                 type(v) for v in want.values()
             ]
+    for energy in ("energy_heat_kwh", "energy_cooling_kwh"):
+        by_storage = {s: to_values(records, storage=s, energy_field=energy) for s in storages}
+        assert fast.values_by_storage(energy) == by_storage
+        assert list(fast.values_by_storage(energy)) == storages  # ascending
     assert [fast.value(i) for i in range(len(records))] == [r.value for r in records]
-    assert [fast.record(i) for i in range(len(records))] == records  # one record at a time
+    assert [fast.raw(i) for i in range(len(records))] == [r.raw for r in records]
     if serial_first:  # records built from the layout's reading, then the values from them
         assert fast.records == records
         assert fast.values() == to_values(records)
+        assert fast.values_by_storage() == {s: to_values(records, storage=s) for s in storages}
+        assert [fast.raw(i) for i in range(len(records))] == [r.raw for r in records]
     assert fast.records == records
     _clear()
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from decoders.core import DecodeError, Uplink
-from decoders.oms import crc16, decode_frame, format_signature, manufacturer_code
+from decoders.oms import _key, crc16, decode_frame, format_signature, manufacturer_code
 
 KEY = bytes(range(16))
 M = (0x2C2D).to_bytes(2, "little")  # KAM
@@ -85,6 +89,52 @@ def test_key_problems(params: dict[str, str], message: str) -> None:
     uplink = framed(body)
     with pytest.raises(DecodeError, match=message):
         decode_frame(Uplink(1, uplink.payload, params=params))
+
+
+def cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([KEY, bytes(16), b"\xff" * 16]),
+            st.binary(min_size=16, max_size=16),
+            st.integers(1, 15).flatmap(lambda n: st.binary(min_size=16 * n, max_size=16 * n)),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_reused_key_context_decrypts_as_aes_cbc(
+    frames: list[tuple[bytes, bytes, bytes]],
+) -> None:
+    """Each key's ECB context is reused from frame to frame: every frame still decrypts as a
+    fresh AES-128-CBC cipher would, whatever was decrypted before with that key or another."""
+    for key, iv, data in frames:
+        assert _key({"aes_key": key.hex()}).decrypt_cbc(iv, data) == cbc_decrypt(key, iv, data)
+        with pytest.raises(ValueError, match="whole 16-byte blocks"):  # nothing kept back
+            _key({"aes_key": key.hex()}).decrypt_cbc(iv, data[:-1])
+
+
+def test_one_key_decrypts_for_several_threads_at_once() -> None:
+    key = _key({"aes_key": KEY.hex()})
+    jobs = [(bytes([n]) * 16, bytes(range(n, n + 16)) * (1 + n % 15)) for n in range(64)]
+    want = [cbc_decrypt(KEY, iv, data) for iv, data in jobs]
+    got: list[list[bytes]] = [[] for _ in range(4)]
+
+    def work(out: list[bytes]) -> None:
+        for _ in range(50):
+            out[:] = [key.decrypt_cbc(iv, data) for iv, data in jobs]
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in got]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == [want] * 4
 
 
 @pytest.mark.parametrize(

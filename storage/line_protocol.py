@@ -187,14 +187,17 @@ def encode_line(
     if not fields:
         raise ValueError(f"a {measurement} point needs at least one field")
     head = series_key(measurement, tuple(tags.items()))
-    body = ",".join(
-        [
-            key + (text or _TEXT.get(type(value), _general_text))(name, value)
-            for name, key, text in _field_layout(tuple(fields))
-            for value in (fields[name],)
-        ]
-    )
-    return f"{head} {body} {time_ns}"
+    parts = []
+    for name, key, text in _field_layout(tuple(fields)):
+        value = fields[name]
+        # the common cases inline: a float field given a finite float, an integer field an int
+        if text is _float_text and type(value) is float and isfinite(value):
+            parts.append(key + repr(value))
+        elif text is _int_text and type(value) is int and -INT64_MAX - 1 <= value <= INT64_MAX:
+            parts.append(f"{key}{value}i")
+        else:
+            parts.append(key + (text or _TEXT.get(type(value), _general_text))(name, value))
+    return f"{head} {','.join(parts)} {time_ns}"
 
 
 def quote_ident(name: str) -> str:

@@ -54,9 +54,9 @@ _WAL_LIMIT_BYTES = 2**20
 _CHECKPOINT_BYTES = 2 * 2**20
 _WAL_AUTOCHECKPOINT_PAGES = 8192
 # Sent rows are deleted by the next enqueue (not by the sender, which goes on sending), at the
-# latest once this many are sent, or the spool is empty: after a crash at most these are sent
-# again (the same points: idempotent).
-_MAX_UNDELETED_ROWS = 8
+# latest once this many batches are sent, or the spool is empty: after a crash at most these are
+# sent again (the same points: idempotent).
+_MAX_UNDELETED_BATCHES = 4
 # Free pages are given back to the file system once the spool has drained and this many bytes
 # are free (below it, the next batches reuse them).
 _SHRINK_FREE_BYTES = 2**20
@@ -115,7 +115,7 @@ class Spool:
         # Batches sent but not yet deleted (a full disk can refuse even a DELETE): skipped by
         # head(), deleted again at the next chance, sent once more only after a restart.
         self._sent_through = 0
-        self._undeleted = 0  # rows sent but not deleted yet
+        self._undeleted = 0  # batches sent but not deleted yet
         self._purge_failed = False
         self._counts_lock = threading.Lock()  # rows and lines (taken inside ``_lock``)
         self.last_id = 0  # of the newest row this process spooled
@@ -275,22 +275,22 @@ class Spool:
     def remove(self, batch: Batch, *, rejected: Sequence[tuple[str, str]] = ()) -> None:
         """Drop a sent batch from the spool; lines InfluxDB refused are kept aside, each with
         its error. The rows are deleted by the next ``enqueue`` (the sender goes on sending
-        meanwhile; ``head`` skips them), here once ``_MAX_UNDELETED_ROWS`` wait or the spool is
+        meanwhile; ``head`` skips them), here once ``_MAX_UNDELETED_BATCHES`` wait or the spool is
         empty. Never raises for a full disk: the batch counts as sent and its rows are deleted
         at the next chance. Once the spool is empty, a file a backlog made large gives its free
         pages back."""
         with self._counts_lock:
             rows = max(0, self.rows - batch.rows)
-            if rows and not rejected and self._undeleted + batch.rows < _MAX_UNDELETED_ROWS:
+            if rows and not rejected and self._undeleted + 1 < _MAX_UNDELETED_BATCHES:
                 self._sent_through = max(self._sent_through, batch.last_id)
-                self._undeleted += batch.rows
+                self._undeleted += 1
                 self.rows = rows
                 self.lines = max(0, self.lines - batch.lines)
                 return
         with self._lock:
             with self._counts_lock:
                 self._sent_through = max(self._sent_through, batch.last_id)
-                self._undeleted += batch.rows
+                self._undeleted += 1
             try:
                 self._delete_sent(rejected)
                 with self._counts_lock:

@@ -92,23 +92,31 @@ def _uplink_line(raw: RawUplink, received_ns: int) -> str:
     field by field in their order (every uplink has these fields, of these types; a value of
     another type goes the general way)."""
     f_cnt, f_port, simulated = raw.f_cnt, raw.f_port, raw.simulated
-    texts = (raw.decoder, raw.dedup_key, raw.dev_eui, raw.medium, raw.meter, raw.network)
+    texts: tuple[str, ...] = (
+        raw.decoder, raw.dedup_key, raw.dev_eui, raw.medium, raw.meter, raw.network
+    )  # fmt: skip
     if not (
         _is_int64(f_cnt)
         and _is_int64(f_port)
         and type(simulated) is bool
-        and all(type(text) is str for text in texts)
+        and tuple(map(type, texts)) == _SIX_STRINGS
     ):
         return encode_line(UPLINK, {"device": raw.device}, _uplink_fields(raw), received_ns)
     check_time(received_ns)
-    decoder, dedup_key, dev_eui, medium, meter, network = map(escape_string, texts)
+    joined = "".join(texts)
+    if "\\" in joined or '"' in joined:  # rare: escaped one by one (escape_string, unquoted)
+        texts = tuple(escape_string(text)[1:-1] for text in texts)
+    decoder, dedup_key, dev_eui, medium, meter, network = texts
     payload = base64.b64encode(raw.payload).decode()  # base64: nothing to escape
     return (
         f"{series_key(UPLINK, (('device', raw.device),))}"
-        f" decoder={decoder},dedup_key={dedup_key},dev_eui={dev_eui},f_cnt={f_cnt}i"
-        f',f_port={f_port}i,medium={medium},meter={meter},network={network},payload="{payload}"'
-        f",simulated={'true' if simulated else 'false'} {received_ns}"
+        f' decoder="{decoder}",dedup_key="{dedup_key}",dev_eui="{dev_eui}",f_cnt={f_cnt}i'
+        f',f_port={f_port}i,medium="{medium}",meter="{meter}",network="{network}"'
+        f',payload="{payload}",simulated={"true" if simulated else "false"} {received_ns}'
     )
+
+
+_SIX_STRINGS = (str,) * 6
 
 
 def _uplink_fields(raw: RawUplink) -> dict[str, Value]:

@@ -2,7 +2,9 @@
 
 Starts its own influxd (Debian's 1.6) on free ports in a temp dir. The anchor is a bare bulk
 POST of the very lines the store writes (generated beforehand, so it costs nothing of ours);
-rounds interleave anchor and store runs, and the ratios are medians over the rounds.
+rounds interleave anchor and store runs, and the ratios are medians over the rounds. The CPU
+time each side took (this process, all threads; and influxd) is printed as well: on a shared
+machine the wall-clock ratio follows how much CPU the others leave, the CPU times do not.
 
     .venv/bin/python bench/influx_write.py [--uplinks 50000] [--rounds 5]
 """
@@ -10,6 +12,7 @@ rounds interleave anchor and store runs, and the ratios are medians over the rou
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,29 @@ def machine() -> str:
     """The machine and the InfluxDB version the figures were measured with."""
     influxd = subprocess.run(["influxd", "version"], capture_output=True, text=True).stdout.strip()
     return f"{common.machine()}, {influxd}"
+
+
+class Cpu:
+    """CPU seconds (user + system) of this process and of influxd over a ``with`` block."""
+
+    def __init__(self, server: Influxd) -> None:
+        self.server = server
+        self.ours = self.influxd = 0.0
+
+    def _influxd(self) -> float:
+        process = self.server.process
+        if process is None:
+            return 0.0
+        stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> Cpu:
+        self._ours0, self._influxd0 = time.process_time(), self._influxd()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.ours = time.process_time() - self._ours0
+        self.influxd = self._influxd() - self._influxd0
 
 
 def records(count: int, devices: int = 500) -> list[UplinkRecord]:
@@ -91,6 +117,12 @@ def drain(server: Influxd, url: str, spool: Path, batch: list[UplinkRecord]) -> 
         store.close()
 
 
+def _cpu(runs: list[Cpu], uplinks: int) -> str:
+    ours = statistics.median(c.ours for c in runs) / uplinks * 1e6
+    influxd = statistics.median(c.influxd for c in runs) / uplinks * 1e6
+    return f"CPU per uplink: this process {ours:.1f} µs, influxd {influxd:.1f} µs (medians)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uplinks", type=int, default=50_000)
@@ -111,17 +143,24 @@ def main() -> None:
         print(f"{args.uplinks} uplinks = {len(lines)} lines (medium point + radio + raw uplink)")
 
         bares: list[float] = []
+        bare_cpu: list[Cpu] = []
         stores: dict[int, list[float]] = {n: [] for n in args.per_call}
+        store_cpu: dict[int, list[Cpu]] = {n: [] for n in args.per_call}
         for n in range(args.rounds):
-            bares.append(bare_post(server.base_url, f"bare{n}", lines, args.batch))
+            with Cpu(server) as cpu:
+                bares.append(bare_post(server.base_url, f"bare{n}", lines, args.batch))
+            bare_cpu.append(cpu)
             for per_call, runs in stores.items():
                 url = server.new_database_url()
                 spool = work / f"spool-{per_call}-{n}.db"
-                runs.append(through_store(url, spool, batch, per_call))
+                with Cpu(server) as cpu:
+                    runs.append(through_store(url, spool, batch, per_call))
+                store_cpu[per_call].append(cpu)
         bare = statistics.median(bares)
         print(
             f"bare bulk POST /write ({args.batch} lines/request): {len(lines) / bare:,.0f} lines/s"
-            f" = {readings / bare:,.0f} readings/s (median of {args.rounds} rounds)"
+            f" = {readings / bare:,.0f} readings/s (median of {args.rounds} rounds);"
+            f" {_cpu(bare_cpu, readings)}"
         )
         for per_call, times in stores.items():
             seconds = statistics.median(times)
@@ -130,7 +169,7 @@ def main() -> None:
                 f"store.write_uplinks ({per_call} uplinks/call) → InfluxDB:"
                 f" {readings / seconds:,.0f} readings/s, {len(lines) / seconds:,.0f} lines/s,"
                 f" {statistics.median(ratios):.2f} x bare POST (median of the rounds' ratios,"
-                f" {min(ratios):.2f} to {max(ratios):.2f})"
+                f" {min(ratios):.2f} to {max(ratios):.2f}); {_cpu(store_cpu[per_call], readings)}"
             )
         url = server.new_database_url()
         server.query(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')

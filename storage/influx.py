@@ -129,7 +129,9 @@ class InfluxStore:
         self.spool = Spool(
             Path(spool_path),
             max_bytes=spool_max_bytes,
-            chunk_lines=batch_lines,
+            # rows of a fifth of a batch: the sender fills its batches (of whole rows) to
+            # nearly ``batch_lines`` however many lines each write brings
+            chunk_lines=max(1, batch_lines // 5),
             dedup_keys=dedup_keys,
             exclusive=sender,  # one sending process per spool; readers only look at it
         )

@@ -15,7 +15,16 @@ from typing import Any
 
 from decoders.core import MEDIA, Value
 from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter, UnregisteredMeter
-from storage.line_protocol import encode_line, escape_tag_value, quote_ident, quote_literal
+from storage.line_protocol import (
+    INT64_MAX,
+    check_time,
+    encode_line,
+    escape_string,
+    escape_tag_value,
+    quote_ident,
+    quote_literal,
+    series_key,
+)
 from storage.schema import (
     BASE_TAGS,
     RADIO,
@@ -59,38 +68,75 @@ def uplink_lines(record: UplinkRecord) -> list[str]:
     """The line protocol of one uplink: its raw form, and its points unless simulated."""
     raw = record.raw
     received_ns = to_ns(raw.received_at)
-    lines = [
-        encode_line(
-            UPLINK,
-            {"device": raw.device},
-            {
-                "dedup_key": raw.dedup_key,
-                "dev_eui": raw.dev_eui,
-                "network": raw.network,
-                "f_port": raw.f_port,
-                "f_cnt": raw.f_cnt,
-                "payload": base64.b64encode(raw.payload).decode(),
-                "decoder": raw.decoder,
-                "medium": raw.medium,
-                "meter": raw.meter,
-                "simulated": raw.simulated,
-            },
-            received_ns,
-        )
-    ]
+    lines = [_uplink_line(raw, received_ns)]
     if not raw.simulated:
         # most points are at the receive time: its nanoseconds are worked out once
+        received_at = raw.received_at
         lines.extend(
-            encode_line(
-                p.measurement,
-                p.tags,
-                p.fields,
-                received_ns if p.time == raw.received_at else to_ns(p.time),
-            )
-            for p in record.points
+            [
+                encode_line(
+                    p.measurement,
+                    p.tags,
+                    p.fields,
+                    received_ns if p.time == received_at else to_ns(p.time),
+                )
+                for p in record.points
+            ]
         )
-        lines.extend(_sighting_line(s) for s in record.sightings)
+        lines.extend([_sighting_line(s) for s in record.sightings])
     return lines
+
+
+def _uplink_line(raw: RawUplink, received_ns: int) -> str:
+    """The ``uplink`` line of a raw uplink: ``encode_line`` of ``_uplink_fields``, written out
+    field by field in their order (every uplink has these fields, of these types; a value of
+    another type goes the general way)."""
+    f_cnt, f_port, simulated = raw.f_cnt, raw.f_port, raw.simulated
+    texts: tuple[str, ...] = (
+        raw.decoder, raw.dedup_key, raw.dev_eui, raw.medium, raw.meter, raw.network
+    )  # fmt: skip
+    if not (
+        _is_int64(f_cnt)
+        and _is_int64(f_port)
+        and type(simulated) is bool
+        and tuple(map(type, texts)) == _SIX_STRINGS
+    ):
+        return encode_line(UPLINK, {"device": raw.device}, _uplink_fields(raw), received_ns)
+    check_time(received_ns)
+    joined = "".join(texts)
+    if "\\" in joined or '"' in joined:  # rare: escaped one by one (escape_string, unquoted)
+        texts = tuple(escape_string(text)[1:-1] for text in texts)
+    decoder, dedup_key, dev_eui, medium, meter, network = texts
+    payload = base64.b64encode(raw.payload).decode()  # base64: nothing to escape
+    return (
+        f"{series_key(UPLINK, (('device', raw.device),))}"
+        f' decoder="{decoder}",dedup_key="{dedup_key}",dev_eui="{dev_eui}",f_cnt={f_cnt}i'
+        f',f_port={f_port}i,medium="{medium}",meter="{meter}",network="{network}"'
+        f',payload="{payload}",simulated={"true" if simulated else "false"} {received_ns}'
+    )
+
+
+_SIX_STRINGS = (str,) * 6
+
+
+def _uplink_fields(raw: RawUplink) -> dict[str, Value]:
+    """The fields of a raw uplink's ``uplink`` point."""
+    return {
+        "dedup_key": raw.dedup_key,
+        "dev_eui": raw.dev_eui,
+        "network": raw.network,
+        "f_port": raw.f_port,
+        "f_cnt": raw.f_cnt,
+        "payload": base64.b64encode(raw.payload).decode(),
+        "decoder": raw.decoder,
+        "medium": raw.medium,
+        "meter": raw.meter,
+        "simulated": raw.simulated,
+    }
+
+
+def _is_int64(value: object) -> bool:
+    return type(value) is int and -INT64_MAX - 1 <= value <= INT64_MAX
 
 
 def _sighting_line(sighting: MeterSighting) -> str:

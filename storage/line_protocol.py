@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from math import isfinite
 
 from decoders.core import VOCABULARY, Value
 
 __all__ = [
     "INT64_MAX",
+    "check_time",
     "encode_line",
     "escape_key",
     "escape_measurement",
@@ -24,6 +26,7 @@ __all__ = [
     "escape_tag_value",
     "quote_ident",
     "quote_literal",
+    "series_key",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -100,7 +103,7 @@ def _value_text(name: str, declared: type | None, value: Value) -> str:
 # The common case of each declared type first (a float field given a finite float, an integer
 # field an int); every other combination goes the general way, ``_value_text``.
 def _float_text(name: str, value: Value) -> str:
-    if type(value) is float and math.isfinite(value):
+    if type(value) is float and isfinite(value):
         return repr(value)
     return _value_text(name, float, value)
 
@@ -117,11 +120,6 @@ def _bool_text(name: str, value: Value) -> str:
 
 def _str_text(name: str, value: Value) -> str:
     return escape_string(str(value))
-
-
-def _untyped_text(name: str, value: Value) -> str:
-    """A field outside the vocabulary: typed by its Python value."""
-    return _TEXT.get(type(value), _general_text)(name, value)
 
 
 def _general_text(name: str, value: Value) -> str:
@@ -142,7 +140,9 @@ def _field_spec(name: str) -> tuple[str, type | None]:
     return escape_key(name), (spec.type if spec is not None else None)
 
 
-FieldLayout = tuple[tuple[str, str, Callable[[str, Value], str]], ...]
+# How to write a field's value: by its declared type, or None (outside the vocabulary: by the
+# Python type of each value).
+FieldLayout = tuple[tuple[str, str, Callable[[str, Value], str] | None], ...]
 
 
 @lru_cache(maxsize=4096)
@@ -152,13 +152,14 @@ def _field_layout(names: tuple[str, ...]) -> FieldLayout:
     layout = []
     for name in sorted(names):
         key, declared = _field_spec(name)
-        layout.append((name, f"{key}=", _TEXT.get(declared, _untyped_text)))
+        layout.append((name, f"{key}=", _TEXT.get(declared) if declared is not None else None))
     return tuple(layout)
 
 
 @lru_cache(maxsize=2**17)
-def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
-    """Measurement and tags sorted by key (cached: a device's points share their series)."""
+def series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Measurement and tags sorted by key, empty values left out (cached: a device's points
+    share their series)."""
     head = escape_measurement(measurement)
     for key, value in sorted(tags):
         if value:
@@ -171,19 +172,32 @@ _MIN_NS = -(2**63) + 2
 _MAX_NS = 2**63 - 2
 
 
+def check_time(time_ns: int) -> None:
+    """ValueError unless InfluxDB can store a point at ``time_ns``."""
+    if not _MIN_NS <= time_ns <= _MAX_NS:
+        raise ValueError(f"time {time_ns} ns is outside InfluxDB's range (years 1677 to 2262)")
+
+
 def encode_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, Value], time_ns: int
 ) -> str:
     """One line: measurement, sorted tags (empty values left out), sorted fields, time in ns."""
     if not _MIN_NS <= time_ns <= _MAX_NS:
-        raise ValueError(f"time {time_ns} ns is outside InfluxDB's range (years 1677 to 2262)")
+        check_time(time_ns)
     if not fields:
         raise ValueError(f"a {measurement} point needs at least one field")
-    head = _series_key(measurement, tuple(tags.items()))
-    body = ",".join(
-        [key + text(name, fields[name]) for name, key, text in _field_layout(tuple(fields))]
-    )
-    return f"{head} {body} {time_ns}"
+    head = series_key(measurement, tuple(tags.items()))
+    parts = []
+    for name, key, text in _field_layout(tuple(fields)):
+        value = fields[name]
+        # the common cases inline: a float field given a finite float, an integer field an int
+        if text is _float_text and type(value) is float and isfinite(value):
+            parts.append(key + repr(value))
+        elif text is _int_text and type(value) is int and -INT64_MAX - 1 <= value <= INT64_MAX:
+            parts.append(f"{key}{value}i")
+        else:
+            parts.append(key + (text or _TEXT.get(type(value), _general_text))(name, value))
+    return f"{head} {','.join(parts)} {time_ns}"
 
 
 def quote_ident(name: str) -> str:

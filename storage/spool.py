@@ -48,6 +48,15 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 # The WAL is cut back to this size after each checkpoint (it grows with the largest write).
 _WAL_LIMIT_BYTES = 2**20
+# Bytes spooled after which the checkpoint thread copies the WAL into the file (SQLite's own
+# automatic checkpoint, at 1000 pages, would do it in the writing thread, fsync included); and
+# the WAL pages after which the writer checkpoints itself all the same (the thread lags).
+_CHECKPOINT_BYTES = 2 * 2**20
+_WAL_AUTOCHECKPOINT_PAGES = 8192
+# Sent rows are deleted by the next enqueue (not by the sender, which goes on sending), at the
+# latest once this many batches are sent, or the spool is empty: after a crash at most these are
+# sent again (the same points: idempotent).
+_MAX_UNDELETED_BATCHES = 4
 # Free pages are given back to the file system once the spool has drained and this many bytes
 # are free (below it, the next batches reuse them).
 _SHRINK_FREE_BYTES = 2**20
@@ -77,7 +86,9 @@ class Spool:
     The dedup keys live in the table ``seen`` (in the order they came, no index) and, for the
     process that writes the spool, in memory: a key is looked up there, and only new keys are
     appended to the file, in the transaction that spools their lines. The sender reads the
-    head through a connection of its own (WAL: reading never waits for a write).
+    head through a connection of its own (WAL: reading never waits for a write); rows it sent
+    are deleted a little later (see ``remove``), and a thread of the spool checkpoints the WAL,
+    so that neither the sender nor the writer waits for that.
     """
 
     def __init__(
@@ -104,10 +115,13 @@ class Spool:
         # Batches sent but not yet deleted (a full disk can refuse even a DELETE): skipped by
         # head(), deleted again at the next chance, sent once more only after a restart.
         self._sent_through = 0
+        self._undeleted = 0  # batches sent but not deleted yet
         self._purge_failed = False
+        self._counts_lock = threading.Lock()  # rows and lines (taken inside ``_lock``)
         self.last_id = 0  # of the newest row this process spooled
         self._lock_file = _lock(path) if exclusive else None
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -124,6 +138,8 @@ class Spool:
             rows, lines = self._db.execute("SELECT count(*), total(lines) FROM spool").fetchone()
             if exclusive:
                 self._reader = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                self._db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
+                self._checkpointer = _Checkpointer(path)
         except (OSError, sqlite3.Error) as exc:
             self._db_close()
             if self._lock_file is not None:
@@ -176,6 +192,8 @@ class Spool:
                 keys, known = self._load_keys()
             except sqlite3.Error as exc:
                 self._failed(exc)
+            if self._undeleted:
+                self._delete_sent(())
             for key, lines in records:
                 if key is not None:
                     if key in known or key in fresh:
@@ -187,6 +205,7 @@ class Spool:
             chunks = [
                 pending[i : i + self.chunk_lines] for i in range(0, len(pending), self.chunk_lines)
             ]
+            bodies = ["\n".join(chunk) for chunk in chunks]
             first_id = self._next_key_id
             try:
                 with self._db:
@@ -196,10 +215,10 @@ class Spool:
                             zip(itertools.count(first_id), fresh, strict=False),
                         )
                     now = time.time()
-                    for chunk in chunks:
+                    for chunk, body in zip(chunks, bodies, strict=True):
                         cursor = self._db.execute(
                             "INSERT INTO spool (created, lines, body) VALUES (?,?,?)",
-                            (now, len(chunk), "\n".join(chunk)),
+                            (now, len(chunk), body),
                         )
                         self.last_id = int(cursor.lastrowid or 0)
                     if self._since_prune + len(fresh) >= 1_000:
@@ -219,8 +238,11 @@ class Spool:
             while len(keys) > self.dedup_keys:
                 known.discard(keys.popleft())
             self.full = False
-            self.rows += len(chunks)
-            self.lines += len(pending)
+            with self._counts_lock:
+                self.rows += len(chunks)
+                self.lines += len(pending)
+        if self._checkpointer is not None:
+            self._checkpointer.written(sum(map(len, bodies)))
         return new
 
     def _failed(self, exc: sqlite3.Error) -> NoReturn:
@@ -252,21 +274,38 @@ class Spool:
 
     def remove(self, batch: Batch, *, rejected: Sequence[tuple[str, str]] = ()) -> None:
         """Drop a sent batch from the spool; lines InfluxDB refused are kept aside, each with
-        its error. Never raises for a full disk: the batch counts as sent and its rows are
-        deleted at the next chance (sending goes on meanwhile). Once the spool is empty, a file
-        a backlog made large gives its free pages back."""
-        with self._lock:
-            self._sent_through = max(self._sent_through, batch.last_id)
+        its error. The rows are deleted by the next ``enqueue`` (the sender goes on sending
+        meanwhile; ``head`` skips them), here once ``_MAX_UNDELETED_BATCHES`` wait or the spool is
+        empty. Never raises for a full disk: the batch counts as sent and its rows are deleted
+        at the next chance. Once the spool is empty, a file a backlog made large gives its free
+        pages back."""
+        with self._counts_lock:
             rows = max(0, self.rows - batch.rows)
+            if rows and not rejected and self._undeleted + 1 < _MAX_UNDELETED_BATCHES:
+                self._sent_through = max(self._sent_through, batch.last_id)
+                self._undeleted += 1
+                self.rows = rows
+                self.lines = max(0, self.lines - batch.lines)
+                return
+        with self._lock:
+            with self._counts_lock:
+                self._sent_through = max(self._sent_through, batch.last_id)
+                self._undeleted += 1
             try:
                 self._delete_sent(rejected)
-                if not rows:
+                with self._counts_lock:
+                    empty = self.rows <= batch.rows
+                if empty:
                     self._shrink()
             finally:  # the counts change last: a flush returns once the file has shrunk
-                self.rows = rows
-                self.lines = max(0, self.lines - batch.lines) if rows else 0
+                with self._counts_lock:
+                    rows = max(0, self.rows - batch.rows)
+                    self.rows = rows
+                    self.lines = max(0, self.lines - batch.lines) if rows else 0
 
     def _delete_sent(self, rejected: Sequence[tuple[str, str]]) -> None:
+        with self._counts_lock:
+            through, undeleted = self._sent_through, self._undeleted
         try:
             with self._db:
                 if rejected:
@@ -275,7 +314,7 @@ class Spool:
                         "INSERT INTO rejected (created, error, lines, body) VALUES (?,?,?,?)",
                         [(now, error, 1, line) for line, error in rejected],
                     )
-                self._db.execute("DELETE FROM spool WHERE id <= ?", (self._sent_through,))
+                self._db.execute("DELETE FROM spool WHERE id <= ?", (through,))
         except sqlite3.Error as exc:
             if not self._purge_failed:
                 log.error(
@@ -290,6 +329,8 @@ class Spool:
         if self._purge_failed:
             log.warning("sent batches deleted from the spool %s again", self.path)
         self._purge_failed = False
+        with self._counts_lock:
+            self._undeleted -= undeleted
 
     @property
     def sent_through(self) -> int:
@@ -339,6 +380,8 @@ class Spool:
         return int(row[0])
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock, self._read_lock:
             self._db_close()
             if self._lock_file is not None:
@@ -348,6 +391,46 @@ class Spool:
         for db in (getattr(self, "_db", None), self._reader):
             if db is not None:
                 db.close()
+
+
+class _Checkpointer:
+    """A thread that copies the WAL into the spool file once enough was written (a passive
+    checkpoint: it never blocks the writer or the reader; the fsyncs happen here)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._cond = threading.Condition()
+        self._pending = 0  # bytes spooled since the last checkpoint
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="spool-checkpoint", daemon=True)
+        self._thread.start()
+
+    def written(self, size: int) -> None:
+        with self._cond:
+            self._pending += size
+            if self._pending >= _CHECKPOINT_BYTES:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending < _CHECKPOINT_BYTES and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                self._pending = 0
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the writer's own checkpoint still bounds the WAL
+                log.info("cannot checkpoint the InfluxDB spool now: %s", exc)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(5.0)
+        if not self._thread.is_alive():
+            self._db.close()
 
 
 def _lock(path: Path) -> IO[bytes]:

@@ -30,6 +30,7 @@ from storage.base import (
     NEIGHBOUR_LOOKBACK_NS,
     DeviceSummary,
     ReadingRow,
+    ReadingTable,
     RecordError,
     Series,
     StoredDeadLetter,
@@ -39,6 +40,7 @@ from storage.base import (
     WriteResult,
 )
 from storage.influx_http import InfluxError, parse_url
+from storage.influx_readings import reading_statement, reading_table, result_columns
 from storage.influx_schema import (
     DEAD_LETTER,
     UPLINK,
@@ -50,9 +52,6 @@ from storage.influx_schema import (
     device_summaries,
     field_types,
     raw_uplink_rows,
-    reading_rows,
-    reading_statement,
-    result_columns,
     series_points,
     series_statements,
     stored_dead_letter_rows,
@@ -318,10 +317,20 @@ class InfluxStore:
         fields: Sequence[str] = (),
         limit: int = 10_000,
     ) -> list[ReadingRow]:
+        return self.reading_table(device, start, end, fields, limit).rows()
+
+    def reading_table(
+        self,
+        device: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> ReadingTable:
         if limit <= 0:
-            return []
+            return ReadingTable.empty()
         results = self._query([reading_statement(device, to_ns(start), to_ns(end), fields, limit)])
-        return reading_rows(results, self._field_types(result_columns(results)), limit)
+        return reading_table(results, self._field_types(result_columns(results)), limit)
 
     def _field_types(self, columns: Mapping[str, set[str]]) -> FieldTypes:
         """``SHOW FIELD KEYS``, kept: asked again when a result has a field it does not know

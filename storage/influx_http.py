@@ -19,7 +19,7 @@ from storage.base import StoreError
 from storage.line_protocol import quote_ident
 from storage.redact import redact_url
 
-__all__ = ["InfluxError", "InfluxTarget", "parse_url"]
+__all__ = ["MSGPACK", "InfluxError", "InfluxTarget", "decode_body", "parse_url"]
 
 # Kinds of failure after which the same write may succeed later (so it stays in the spool).
 TRANSIENT = frozenset({"unreachable", "timeout", "server", "auth", "database"})

@@ -722,7 +722,9 @@ def test_messagepack_answers_keep_floats_and_influxdb_error_messages(
         kinds = [[type(v) for v in d["results"][0]["series"][0]["values"][0]] for d in values]
         assert kinds == [[int, float, int], [int, int, int]]  # JSON prints 95.0 as 95
         # influxd's own words, from its MessagePack error body
-        with pytest.raises(StoreError, match="error parsing query: found SELEC") as failed:
+        with pytest.raises(
+            StoreError, match="HTTP 400: error parsing query: found SELEC"
+        ) as failed:
             store.target.query(store._client(), ["SELEC energy_import_kwh FROM electricity"])
         _one_line(str(failed.value))
     finally:

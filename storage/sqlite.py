@@ -49,6 +49,7 @@ from storage.schema import (
     from_ns,
     to_ns,
 )
+from storage.value_rows import json_rows
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -634,20 +635,17 @@ class SQLiteStore:
         series_of: list[int] = orjson.loads(sids)
         times_ns = np.array(orjson.loads(times), dtype=np.int64)
         fieldset_of: list[int] = orjson.loads(fieldsets)
-        values = orjson.loads(vals)
         kinds = set(zip(series_of, fieldset_of, strict=True))
         if not wanted and len(kinds) == 1:  # the usual page: one medium, one field set
             ((sid, fieldset),) = kinds
             names, bools = self._shape(fieldset)
-            if not bools:
-                return ReadingTable(
-                    times_ns,
-                    [series[sid]] * len(values),
-                    [dict(zip(names, v, strict=False)) for v in values],
-                )
+            rows = None if bools else json_rows(names, vals)
+            if rows is not None:
+                return ReadingTable(times_ns, [series[sid]] * len(rows), rows)
+        values = orjson.loads(vals)
         kept: list[int] = []
         measurements: list[str] = []
-        rows: list[dict[str, Value]] = []
+        out: list[dict[str, Value]] = []
         shape: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
         last_fieldset = None
         for i, (sid, fieldset, v) in enumerate(zip(series_of, fieldset_of, values, strict=True)):
@@ -658,7 +656,7 @@ class SQLiteStore:
                 row = {n: x for n, x in zip(names, v, strict=True) if n in wanted}
                 if not row:
                     continue
-                if len(rows) == limit:
+                if len(out) == limit:
                     break
             else:
                 row = dict(zip(names, v, strict=True))
@@ -666,8 +664,8 @@ class SQLiteStore:
                 row.update((n, bool(row[n])) for n in bools if n in row)
             kept.append(i)
             measurements.append(series[sid])
-            rows.append(row)
-        return ReadingTable(times_ns[kept], measurements, rows)
+            out.append(row)
+        return ReadingTable(times_ns[kept], measurements, out)
 
     def _shape(self, fieldset: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The field names of a field set, and those of them that are bools."""

@@ -75,10 +75,14 @@ def test_readings_times_keep_their_microseconds_and_pages_follow_on(client: Test
     offsets = [timedelta(microseconds=us) for us in (0, 1, 999_999, 500_000)]
     store.write_uplinks(
         [
-            record("esi-1", i, {}, key=f"us-{i}", extra_readings=(Reading(values, base + d),))
-            for i, (d, values) in enumerate(
-                (d, {"energy_import_kwh": 5.0 + i}) for i, d in enumerate(offsets)
+            record(
+                "esi-1",
+                i,
+                {},
+                key=f"us-{i}",
+                extra_readings=(Reading({"energy_import_kwh": 5.0 + i}, base + offset),),
             )
+            for i, offset in enumerate(offsets)
         ]
     )
     if hasattr(store, "flush"):

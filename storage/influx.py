@@ -246,9 +246,14 @@ class InfluxStore:
     def _query(
         self, statements: list[str], *, sync: bool = True, timeout: float | None = None
     ) -> list[dict[str, Any]]:
-        if sync and self.writes and self.spool.rows:
-            self.flush(self.read_flush_timeout_s)
+        if sync:
+            self._sync()
         return self.target.query(self._client(), statements, timeout=timeout)
+
+    def _sync(self) -> None:
+        """Before a read: send what this process spooled, so that it reads its own writes."""
+        if self.writes and self.spool.rows:
+            self.flush(self.read_flush_timeout_s)
 
     def devices(self) -> list[DeviceSummary]:
         return list(self._device_summaries().values())
@@ -329,8 +334,11 @@ class InfluxStore:
     ) -> ReadingTable:
         if limit <= 0:
             return ReadingTable.empty()
-        results = self._query([reading_statement(device, to_ns(start), to_ns(end), fields, limit)])
-        return reading_table(results, self._field_types(result_columns(results)), limit)
+        self._sync()
+        series, msgpack = self.target.query_series(
+            self._client(), reading_statement(device, to_ns(start), to_ns(end), fields, limit)
+        )
+        return reading_table(series, msgpack, self._field_types(result_columns(series)), limit)
 
     def _field_types(self, columns: Mapping[str, set[str]]) -> FieldTypes:
         """``SHOW FIELD KEYS``, kept: asked again when a result has a field it does not know

@@ -19,7 +19,7 @@ from storage.base import StoreError
 from storage.line_protocol import quote_ident
 from storage.redact import redact_url
 
-__all__ = ["MSGPACK", "InfluxError", "InfluxTarget", "decode_body", "parse_url"]
+__all__ = ["MSGPACK", "InfluxError", "InfluxTarget", "RawSeries", "decode_body", "parse_url"]
 
 # Kinds of failure after which the same write may succeed later (so it stays in the spool).
 TRANSIENT = frozenset({"unreachable", "timeout", "server", "auth", "database"})
@@ -104,10 +104,10 @@ class InfluxTarget:
                 refused.extend(self._isolate(client, part, str(exc)))
         return refused
 
-    def query(
-        self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Run InfluxQL statements in one request; their results, each checked for an error."""
+    def _ask(
+        self, client: httpx.Client, statements: list[str], timeout: float | None
+    ) -> httpx.Response:
+        """POST statements to ``/query``, asking for MessagePack; the 200 answer."""
         data = {"db": self.database, "q": ";\n".join(statements), "epoch": "ns"}
         if self.retention_policy:
             data["rp"] = self.retention_policy
@@ -117,6 +117,35 @@ class InfluxTarget:
         )
         if response.status_code != 200:
             raise self._http_error(response)
+        return response
+
+    def query_series(
+        self, client: httpx.Client, statement: str, *, timeout: float | None = None
+    ) -> tuple[list[RawSeries], bool]:
+        """Run one InfluxQL statement; its series with their rows left encoded, and whether
+        they are MessagePack (else JSON), for a reader that decodes them by column type."""
+        response = self._ask(client, [statement], timeout)
+        msgpack = _content_type(response) == MSGPACK
+        try:
+            if msgpack:
+                answer = msgspec.msgpack.decode(response.content, type=_RawAnswer)
+            else:
+                answer = msgspec.json.decode(response.content, type=_RawAnswer)
+        except msgspec.DecodeError as exc:
+            kind = MSGPACK if msgpack else "JSON"
+            raise InfluxError(
+                "server", f"InfluxDB at {self.base_url} answered a body that is not {kind} ({exc})"
+            ) from None
+        for result in answer.results:
+            if result.error is not None:
+                raise self._query_error(result.error)
+        return [series for result in answer.results for series in result.series], msgpack
+
+    def query(
+        self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run InfluxQL statements in one request; their results, each checked for an error."""
+        response = self._ask(client, statements, timeout)
         try:
             document = decode_body(response)
         except ValueError as exc:
@@ -197,10 +226,33 @@ class InfluxTarget:
         return InfluxError("query", f"InfluxDB query on {self.display} failed: {message}")
 
 
+class RawSeries(msgspec.Struct):
+    """A series of a ``/query`` result, its rows (``values``: arrays in the order of
+    ``columns``) still encoded."""
+
+    name: str
+    columns: list[str]
+    values: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _RawResult(msgspec.Struct):
+    series: list[RawSeries] = []
+    error: str | None = None
+
+
+class _RawAnswer(msgspec.Struct):
+    results: list[_RawResult] = []
+
+
+def _content_type(response: httpx.Response) -> str:
+    kind: str = response.headers.get("content-type", "")
+    return kind.split(";")[0].strip()
+
+
 def decode_body(response: httpx.Response) -> object:
     """A ``/query`` (or error) body, decoded from MessagePack or JSON as its Content-Type says;
     ValueError if it is not what it says."""
-    kind = response.headers.get("content-type", "").split(";")[0].strip()
+    kind = _content_type(response)
     try:
         if kind == MSGPACK:
             return msgspec.msgpack.decode(response.content)

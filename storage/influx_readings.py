@@ -1,25 +1,29 @@
 """A device's readings in InfluxDB (pure): the InfluxQL statement, and its result as columns.
 
 The result comes as InfluxDB answers ``/query``: a series per measurement, ``columns`` and
-``values`` row by row (``storage/influx_http.py`` decodes MessagePack, or JSON from servers that
-answer only that). A year of one meter's 15-minute readings is 35,040 rows, so the usual result
-(one measurement, every value typed as declared, one row per instant) takes a short way through;
-anything else is merged and typed value by value.
+``values`` row by row, in MessagePack (or JSON, from servers that answer only that), the rows
+still encoded (``InfluxTarget.query_series``). A year of one meter's 15-minute readings is
+35,040 rows, so the usual series (every value of its declared type, one row per instant) is
+decoded by msgspec straight into typed dicts (``storage/value_rows.py``); any other is decoded
+as it is, then typed value by value and merged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
+from operator import methodcaller
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from decoders.core import MEDIA, Value
 from storage.base import ReadingTable
+from storage.influx_http import RawSeries
 from storage.influx_schema import FieldTypes
 from storage.line_protocol import quote_ident, quote_literal
+from storage.value_rows import decode_rows
 
 __all__ = ["reading_statement", "reading_table", "result_columns"]
 
@@ -39,12 +43,11 @@ def reading_statement(
     return f"SELECT {columns} FROM {_MEDIA_REGEX}{where} ORDER BY time ASC LIMIT {int(limit)}"
 
 
-def result_columns(results: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+def result_columns(series: Sequence[RawSeries]) -> dict[str, set[str]]:
     """The columns of each measurement in query results (to see whether field types are known)."""
     out: dict[str, set[str]] = {}
-    for result in results:
-        for series in result.get("series") or ():
-            out.setdefault(str(series["name"]), set()).update(series["columns"])
+    for one in series:
+        out.setdefault(one.name, set()).update(one.columns)
     return out
 
 
@@ -52,23 +55,25 @@ _Part = tuple[npt.NDArray[np.int64], str, list[dict[str, Value]]]
 
 
 def reading_table(
-    results: Sequence[Mapping[str, Any]], types: FieldTypes, limit: int
+    series: Sequence[RawSeries], msgpack: bool, types: FieldTypes, limit: int
 ) -> ReadingTable:
-    """Rows of ``reading_statement``, merged per (time, measurement), oldest first.
+    """Rows of ``reading_statement`` (MessagePack, else JSON), merged per (time, measurement),
+    oldest first.
 
     Without GROUP BY, each measurement is one series in time order, and a live and a history
     point at the same instant are neighbouring rows: merging those is a look at the last row.
     """
     parts: list[_Part] = []
-    for result in results:
-        for series in result.get("series") or ():
-            measurement = str(series["name"])
-            rows: list[list[Any]] = series.get("values") or []
-            if rows:
-                known = types.get(measurement, {})
-                columns: list[str] = series["columns"]
-                part = _plain(measurement, columns, rows, known)
-                parts.append(part or _merged(measurement, columns, rows, known))
+    for one in series:
+        if not one.values:  # no rows
+            continue
+        known = types.get(one.name, {})
+        part = _plain(one, msgpack, known)
+        if part is None:
+            rows = (msgspec.msgpack.decode if msgpack else msgspec.json.decode)(one.values)
+            part = _merged(one.name, one.columns, rows, known)
+        if len(part[0]):
+            parts.append(part)
     if not parts:
         return ReadingTable.empty()
     if len(parts) == 1:
@@ -86,26 +91,28 @@ def reading_table(
     )
 
 
-def _plain(
-    measurement: str, columns: list[str], rows: list[list[Any]], known: Mapping[str, str]
-) -> _Part | None:
+def _plain(one: RawSeries, msgpack: bool, known: Mapping[str, str]) -> _Part | None:
     """The usual series, row by row as it came: ``time`` first, then fields in name order,
-    each of its declared type in every row (none missing: MessagePack keeps 95.0 a float),
-    one row per instant. None for any other series."""
+    each of its declared type in every row (none missing; JSON's 95 for the float 95.0 is
+    taken as a float), one row per instant. None for any other series."""
+    columns = one.columns
     fields = columns[1:]
-    if columns[0] != "time" or not all(n in known for n in fields) or fields != sorted(fields):
+    if columns[0] != "time" or fields != sorted(fields):
         return None
-    for i, name in enumerate(fields, 1):
-        if set(map(type, map(itemgetter(i), rows))) != {_TYPES.get(known[name])}:
-            return None
-    times = np.fromiter(map(itemgetter(0), rows), np.int64, len(rows))
+    if not all(known.get(f) in _TYPES for f in fields):
+        return None
+    kinds = (int, *(_TYPES[known[f]] for f in fields))
+    rows = decode_rows(tuple(columns), one.values, types=kinds, msgpack=msgpack)
+    if rows is None:
+        return None
+    times = np.fromiter(map(methodcaller("pop", "time"), rows), np.int64, len(rows))
     if (np.diff(times) <= 0).any():
         return None
-    return times, measurement, [dict(zip(fields, row[1:], strict=False)) for row in rows]
+    return times, one.name, rows
 
 
 def _merged(
-    measurement: str, columns: list[str], rows: list[list[Any]], known: Mapping[str, str]
+    measurement: str, columns: list[str], rows: Sequence[Sequence[Any]], known: Mapping[str, str]
 ) -> _Part:
     """Any series: values typed as declared, nulls left out, rows of one instant merged."""
     table = list(zip(*rows, strict=True))  # column by column

@@ -49,7 +49,7 @@ from storage.schema import (
     from_ns,
     to_ns,
 )
-from storage.value_rows import json_rows
+from storage.value_rows import decode_rows
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -639,7 +639,7 @@ class SQLiteStore:
         if not wanted and len(kinds) == 1:  # the usual page: one medium, one field set
             ((sid, fieldset),) = kinds
             names, bools = self._shape(fieldset)
-            rows = None if bools else json_rows(names, vals)
+            rows = None if bools else decode_rows(names, vals)
             if rows is not None:
                 return ReadingTable(times_ns, [series[sid]] * len(rows), rows)
         values = orjson.loads(vals)

@@ -14,55 +14,46 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["json_rows", "msgpack_rows"]
+__all__ = ["decode_rows"]
 
 Rows = list[dict[str, Any]]
 
 
 @lru_cache(maxsize=256)
-def _row_type(names: tuple[str, ...], types: tuple[type, ...]) -> type | None:
-    """A struct of these fields and types, decoded from an array; None where a name cannot be
-    a struct field (not an identifier)."""
+def _decoder(
+    names: tuple[str, ...], types: tuple[Any, ...], msgpack: bool
+) -> msgspec.json.Decoder[list[Any]] | msgspec.msgpack.Decoder[list[Any]] | None:
+    """A decoder of arrays into a struct of these fields and types; None where a name cannot
+    be a struct field (not an identifier)."""
     try:
-        return msgspec.defstruct("Row", list(zip(names, types, strict=True)), array_like=True)
+        row = msgspec.defstruct("Row", list(zip(names, types, strict=True)), array_like=True)
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: msgspec on "__x"
         return None
+    rows = list[row]  # type: ignore[valid-type]
+    return msgspec.msgpack.Decoder(rows) if msgpack else msgspec.json.Decoder(rows)
 
 
-@lru_cache(maxsize=256)
-def _json_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder[list[Any]] | None:
-    row = _row_type(names, (Any,) * len(names))
-    return None if row is None else msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+def decode_rows(
+    names: tuple[str, ...],
+    data: str | bytes,
+    *,
+    types: tuple[Any, ...] | None = None,
+    msgpack: bool = False,
+) -> Rows | None:
+    """A JSON (or MessagePack) array of arrays as dicts of ``names``, each value of its type
+    in ``types`` (``float`` takes an integer as a float; default: any value as it is).
 
-
-@lru_cache(maxsize=256)
-def _msgpack_decoder(
-    names: tuple[str, ...], types: tuple[type, ...]
-) -> msgspec.msgpack.Decoder[list[Any]] | None:
-    row = _row_type(names, types)
-    return None if row is None else msgspec.msgpack.Decoder(list[row])  # type: ignore[valid-type]
-
-
-def json_rows(names: tuple[str, ...], text: str | bytes) -> Rows | None:
-    """A JSON array of arrays as dicts of ``names`` (values as JSON has them); None if a name
-    cannot be a field, or the text is not such an array of arrays of at least that length."""
-    decoder = _json_decoder(names)
+    None if a name cannot be a field, or a row is too short or has a value of another type
+    (also a null, unless its type allows None): the caller then reads the rows another way.
+    """
+    decoder = _decoder(names, types or (Any,) * len(names), msgpack)
     if decoder is None:
         return None
     try:
-        return list(map(msgspec.structs.asdict, decoder.decode(text)))
-    except msgspec.DecodeError:  # also a ValidationError: too short a row
-        return None
-
-
-def msgpack_rows(names: tuple[str, ...], types: tuple[type, ...], data: bytes) -> Rows | None:
-    """A MessagePack array of arrays as dicts of ``names``, each value of its type in ``types``
-    (an integer is taken for a float, as a float it is); None if a name cannot be a field, or
-    any value is missing (nil) or of another type."""
-    decoder = _msgpack_decoder(names, types)
-    if decoder is None:
-        return None
-    try:
-        return list(map(msgspec.structs.asdict, decoder.decode(data)))
-    except msgspec.DecodeError:
+        if isinstance(decoder, msgspec.msgpack.Decoder):
+            found = decoder.decode(data.encode() if isinstance(data, str) else data)
+        else:
+            found = decoder.decode(data)
+        return list(map(msgspec.structs.asdict, found))
+    except msgspec.DecodeError:  # ValidationError included
         return None

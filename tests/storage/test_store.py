@@ -12,7 +12,7 @@ import pytest
 from decoders.core import Reading, Value
 from storage import Store, open_store
 from storage.base import UnregisteredMeter
-from storage.schema import MeterSighting, UplinkRecord, to_ns
+from storage.schema import MeterSighting, Point, UplinkRecord, to_ns
 from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
@@ -211,6 +211,15 @@ def test_reading_table_is_the_readings_as_columns(store: Store) -> None:
     )
     assert len(store.reading_table("em-1", at(0), at(30), limit=0)) == 0
     assert len(store.reading_table("nobody", at(0), at(30))) == 0
+
+
+def test_readings_of_a_field_name_no_struct_can_have(store: Store) -> None:
+    # written as they are (a re-decode, or another writer); read the general way
+    fields: dict[str, Value] = {"2nd_tariff_kwh": 1.5, "energy_import_kwh": 5.0}
+    store.write_points([Point("electricity", {"device": "em-1"}, fields, at(m)) for m in (0, 10)])
+    table = store.reading_table("em-1", at(0), at(20))
+    assert table.times_ns.tolist() == [to_ns(at(0)), to_ns(at(10))]
+    assert [dict(v) for v in table.values] == [fields, fields]
 
 
 def test_readings_with_meter_timestamps_are_grouped_per_time(store: Store) -> None:

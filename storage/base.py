@@ -125,6 +125,7 @@ class ReadingTable:
 
     @classmethod
     def empty(cls) -> ReadingTable:
+        """No readings."""
         return cls(np.empty(0, np.int64), (), ())
 
 

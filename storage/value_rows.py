@@ -26,7 +26,9 @@ def _decoder(
     """A decoder of arrays into a struct of these fields and types; None where a name cannot
     be a struct field (not an identifier)."""
     try:
-        row = msgspec.defstruct("Row", list(zip(names, types, strict=True)), array_like=True)
+        # gc=False: a row holds numbers, strings and booleans only, never a reference cycle
+        fields = list(zip(names, types, strict=True))
+        row = msgspec.defstruct("Row", fields, array_like=True, gc=False)
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: msgspec on "__x"
         return None
     rows = list[row]  # type: ignore[valid-type]

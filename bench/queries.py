@@ -11,8 +11,11 @@ over the store and times, as medians of ``--rounds`` requests:
 3. ``GET /health`` (target < 20 ms).
 
 Each row is anchored in the same run to (a) the store call alone, in-process (``devices()``,
-``readings()``, ``health()``), and (b) the HTTP floor: a request the server answers at once
-(``GET /api/v1/nothing``, a 404 through the same middleware). Starts its own influxd (Debian's
+``reading_table()``, ``health()``), and (b) the HTTP floor: a request the server answers at once
+(``GET /api/v1/nothing``, a 404 through the same middleware); on InfluxDB the year also to
+(c) influxd alone: the store's statement for it, asked of influxd directly (MessagePack, as the
+store asks), the body read but not decoded, the floor no InfluxDB store can go below. The API,
+the store call and (c) are timed in interleaved rounds. Starts its own influxd (Debian's
 1.6); the InfluxDB store writes through its spool, flushed before timing. The process gets
 the GC settings of ``lorameter api`` (``lorameter.runtime``) unless ``--default-gc``.
 
@@ -42,13 +45,16 @@ from ingest.pipeline import Accepted, Pipeline
 from lorameter.runtime import tune_gc
 from storage.base import Store
 from storage.influx import InfluxStore
-from storage.schema import UplinkRecord
+from storage.influx_http import MSGPACK
+from storage.influx_readings import reading_statement
+from storage.schema import UplinkRecord, to_ns
 from storage.sqlite import SQLiteStore
 from tests.helpers import tts_up
-from tests.influxd import start_influxd
+from tests.influxd import Influxd, start_influxd
 from tests.services import serve
 
 YEAR = datetime(2025, 1, 1, tzinfo=UTC)
+YEAR_END = YEAR + timedelta(days=365)
 YEAR_METER = "heat-year"
 QUARTERS = 365 * 96
 
@@ -90,17 +96,50 @@ def records(devices: int) -> Iterator[list[UplinkRecord]]:
 
 
 def median_ms(fn: Callable[[], object], rounds: int) -> float:
-    times = []
-    fn()  # warm-up: caches, connections, imports
+    return medians_ms([fn], rounds)[0]
+
+
+def medians_ms(fns: list[Callable[[], object]], rounds: int) -> list[float]:
+    """The median time of each function, over rounds that call them in turn."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()  # warm-up: caches, connections, imports
     for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        for fn, taken in zip(fns, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            taken.append((time.perf_counter() - started) * 1000)
+    return [statistics.median(taken) for taken in times]
 
 
-def bench(name: str, store: Store, devices: int, rounds: int) -> None:
-    start, end = YEAR, YEAR + timedelta(days=365)
+def influxd_alone(server: Influxd, store: InfluxStore) -> Callable[[], object]:
+    """The year's statement, as the store sends it, asked of influxd directly."""
+    statement = reading_statement(YEAR_METER, to_ns(YEAR), to_ns(YEAR_END), [], 100_001)
+    client = httpx.Client(base_url=server.base_url, timeout=120)
+
+    def ask() -> bytes:
+        return (
+            client.post(
+                "/query",
+                params={"db": store.target.database, "epoch": "ns"},
+                data={"q": statement},
+                headers={"Accept": MSGPACK},
+            )
+            .raise_for_status()
+            .content
+        )
+
+    return ask
+
+
+def bench(
+    name: str,
+    store: Store,
+    devices: int,
+    rounds: int,
+    floor_call: Callable[[], object] | None = None,
+) -> None:
+    start, end = YEAR, YEAR_END
     query = {"from": start.isoformat(), "to": end.isoformat(), "limit": "100000"}
     with (
         serve(create_app(store, None, ApiOptions())) as base,
@@ -126,19 +165,23 @@ def bench(name: str, store: Store, devices: int, rounds: int) -> None:
             (
                 f"GET .../readings, 1 year ({QUARTERS} instants)",
                 lambda: get(f"/api/v1/devices/{YEAR_METER}/readings", **query),
-                lambda: store.readings(YEAR_METER, start, end, [], 100_001),
+                lambda: store.reading_table(YEAR_METER, start, end, [], 100_001),
                 200,
             ),
             ("GET /health", lambda: get("/health"), store.health, 20),
         ]
         print(f"{name} (HTTP floor: a 404 in {floor:.1f} ms)")
         for label, api_call, store_call, target in rows:
-            api = median_ms(api_call, rounds)
-            alone = median_ms(store_call, rounds)
+            floor_here = floor_call if "readings" in label else None
+            api, alone, *influxd = medians_ms(
+                [api_call, store_call, *([floor_here] if floor_here else [])], rounds
+            )
             verdict = "met" if api < target else "NOT met"
             print(
                 f"  {label:44} {api:8.1f} ms  (target < {target} ms: {verdict};"
-                f" store call alone {alone:.1f} ms)"
+                f" store call alone {alone:.1f} ms"
+                + "".join(f"; influxd alone {ms:.1f} ms" for ms in influxd)
+                + ")"
             )
 
 
@@ -179,7 +222,7 @@ def main() -> None:
             try:
                 took = load(influx, args.devices)
                 print(f"InfluxDB loaded in {took:.0f} s")
-                bench("InfluxDB", influx, args.devices, args.rounds)
+                bench("InfluxDB", influx, args.devices, args.rounds, influxd_alone(server, influx))
             finally:
                 influx.close()
                 server.stop()

@@ -30,6 +30,7 @@ from storage.base import (
     NEIGHBOUR_LOOKBACK_NS,
     DeviceSummary,
     ReadingRow,
+    ReadingTable,
     RecordError,
     Series,
     StoredDeadLetter,
@@ -39,6 +40,7 @@ from storage.base import (
     WriteResult,
 )
 from storage.influx_http import InfluxError, parse_url
+from storage.influx_readings import reading_statement, reading_table, result_columns
 from storage.influx_schema import (
     DEAD_LETTER,
     UPLINK,
@@ -50,9 +52,6 @@ from storage.influx_schema import (
     device_summaries,
     field_types,
     raw_uplink_rows,
-    reading_rows,
-    reading_statement,
-    result_columns,
     series_points,
     series_statements,
     stored_dead_letter_rows,
@@ -249,9 +248,14 @@ class InfluxStore:
     def _query(
         self, statements: list[str], *, sync: bool = True, timeout: float | None = None
     ) -> list[dict[str, Any]]:
-        if sync and self.writes and self.spool.rows:
-            self.flush(self.read_flush_timeout_s)
+        if sync:
+            self._sync()
         return self.target.query(self._client(), statements, timeout=timeout)
+
+    def _sync(self) -> None:
+        """Before a read: send what this process spooled, so that it reads its own writes."""
+        if self.writes and self.spool.rows:
+            self.flush(self.read_flush_timeout_s)
 
     def devices(self) -> list[DeviceSummary]:
         return list(self._device_summaries().values())
@@ -320,10 +324,23 @@ class InfluxStore:
         fields: Sequence[str] = (),
         limit: int = 10_000,
     ) -> list[ReadingRow]:
+        return self.reading_table(device, start, end, fields, limit).rows()
+
+    def reading_table(
+        self,
+        device: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> ReadingTable:
         if limit <= 0:
-            return []
-        results = self._query([reading_statement(device, to_ns(start), to_ns(end), fields, limit)])
-        return reading_rows(results, self._field_types(result_columns(results)), limit)
+            return ReadingTable.empty()
+        self._sync()
+        series, msgpack = self.target.query_series(
+            self._client(), reading_statement(device, to_ns(start), to_ns(end), fields, limit)
+        )
+        return reading_table(series, msgpack, self._field_types(result_columns(series)), limit)
 
     def _field_types(self, columns: Mapping[str, set[str]]) -> FieldTypes:
         """``SHOW FIELD KEYS``, kept: asked again when a result has a field it does not know

@@ -7,7 +7,6 @@ failure becomes an ``InfluxError`` with a kind (``unreachable``, ``timeout``, ``
 
 from __future__ import annotations
 
-import json
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,15 +14,21 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import msgspec
+import orjson
 
 from storage.base import StoreError
 from storage.line_protocol import quote_ident
 from storage.redact import redact_url
 
-__all__ = ["InfluxError", "InfluxTarget", "parse_url"]
+__all__ = ["MSGPACK", "InfluxError", "InfluxTarget", "RawSeries", "decode_body", "parse_url"]
 
 # Kinds of failure after which the same write may succeed later (so it stays in the spool).
 TRANSIENT = frozenset({"unreachable", "timeout", "server", "auth", "database"})
+# /query answers in MessagePack when asked (InfluxDB 1.x, 2.x): cheaper for influxd to write than
+# JSON (a year of a meter's readings: ~150 ms instead of ~220 ms here) and keeps floats floats.
+# A server that answers JSON anyway is read by its Content-Type.
+MSGPACK = "application/x-msgpack"
 
 
 class InfluxError(StoreError):
@@ -101,18 +106,58 @@ class InfluxTarget:
                 refused.extend(self._isolate(client, part, str(exc)))
         return refused
 
-    def query(
-        self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Run InfluxQL statements in one request; their results, each checked for an error."""
+    def _ask(
+        self, client: httpx.Client, statements: list[str], timeout: float | None
+    ) -> httpx.Response:
+        """POST statements to ``/query``, asking for MessagePack; the 200 answer."""
         data = {"db": self.database, "q": ";\n".join(statements), "epoch": "ns"}
         if self.retention_policy:
             data["rp"] = self.retention_policy
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
-        response = self._send(client, "POST", "/query", data=data, **extra)
+        response = self._send(
+            client, "POST", "/query", data=data, headers={"Accept": MSGPACK}, **extra
+        )
         if response.status_code != 200:
             raise self._http_error(response)
-        results: list[dict[str, Any]] = response.json().get("results", [])
+        return response
+
+    def query_series(
+        self, client: httpx.Client, statement: str, *, timeout: float | None = None
+    ) -> tuple[list[RawSeries], bool]:
+        """Run one InfluxQL statement; its series with their rows left encoded, and whether
+        they are MessagePack (else JSON), for a reader that decodes them by column type."""
+        response = self._ask(client, [statement], timeout)
+        msgpack = _content_type(response) == MSGPACK
+        try:
+            if msgpack:
+                answer = msgspec.msgpack.decode(response.content, type=_RawAnswer)
+            else:
+                answer = msgspec.json.decode(response.content, type=_RawAnswer)
+        except msgspec.DecodeError as exc:
+            kind = MSGPACK if msgpack else "JSON"
+            raise InfluxError(
+                "server", f"InfluxDB at {self.base_url} answered a body that is not {kind} ({exc})"
+            ) from None
+        for result in answer.results:
+            if result.error is not None:
+                raise self._query_error(result.error)
+        return [series for result in answer.results for series in result.series], msgpack
+
+    def query(
+        self, client: httpx.Client, statements: list[str], *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run InfluxQL statements in one request; their results, each checked for an error."""
+        response = self._ask(client, statements, timeout)
+        try:
+            document = decode_body(response)
+        except ValueError as exc:
+            raise InfluxError("server", f"InfluxDB at {self.base_url} answered {exc}") from None
+        if not isinstance(document, dict):
+            raise InfluxError(
+                "server",
+                f"InfluxDB at {self.base_url} answered a {type(document).__name__}, not an object",
+            )
+        results: list[dict[str, Any]] = document.get("results") or []
         errors = [str(r["error"]) for r in results if "error" in r]
         real = [e for e in errors if e != "not executed"]
         if real:
@@ -190,10 +235,45 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=verify)
 
 
+class RawSeries(msgspec.Struct):
+    """A series of a ``/query`` result, its rows (``values``: arrays in the order of
+    ``columns``) still encoded."""
+
+    name: str
+    columns: list[str]
+    values: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _RawResult(msgspec.Struct):
+    series: list[RawSeries] = []
+    error: str | None = None
+
+
+class _RawAnswer(msgspec.Struct):
+    results: list[_RawResult] = []
+
+
+def _content_type(response: httpx.Response) -> str:
+    kind: str = response.headers.get("content-type", "")
+    return kind.split(";")[0].strip()
+
+
+def decode_body(response: httpx.Response) -> object:
+    """A ``/query`` (or error) body, decoded from MessagePack or JSON as its Content-Type says;
+    ValueError if it is not what it says."""
+    kind = _content_type(response)
+    try:
+        if kind == MSGPACK:
+            return msgspec.msgpack.decode(response.content)
+        return orjson.loads(response.content)
+    except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"a body that is not {kind or 'JSON'} ({exc})") from None
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
-        document = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        document = decode_body(response)
+    except ValueError:
         return response.text.strip()[:200] or response.reason_phrase
     if isinstance(document, dict):
         return str(document.get("error") or document.get("message") or document)[:300]

@@ -9,12 +9,11 @@ JSON prints the float 95.0 as 95).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decoders.core import MEDIA, Value
-from storage.base import DeviceSummary, ReadingRow, StoredDeadLetter, UnregisteredMeter
+from storage.base import DeviceSummary, StoredDeadLetter, UnregisteredMeter
 from storage.line_protocol import (
     INT64_MAX,
     check_time,
@@ -48,9 +47,6 @@ __all__ = [
     "device_summaries",
     "field_types",
     "raw_uplink_rows",
-    "reading_rows",
-    "reading_statement",
-    "result_columns",
     "unregistered_meter_rows",
     "unregistered_meter_statements",
     "uplink_lines",
@@ -325,92 +321,6 @@ def device_summaries(results: Sequence[Mapping[str, Any]]) -> list[DeviceSummary
             )
         )
     return summaries
-
-
-def reading_statement(
-    device: str, start_ns: int, end_ns: int, fields: Sequence[str], limit: int
-) -> str:
-    """The statement for a device's readings in [start, end): every medium at once (a series
-    per medium, each up to ``limit`` rows)."""
-    columns = ", ".join(quote_ident(f) for f in fields) if fields else "*::field"
-    where = _where(f"device = {quote_literal(device)}", f"time >= {start_ns}", f"time < {end_ns}")
-    return f"SELECT {columns} FROM {_MEDIA_REGEX}{where} ORDER BY time ASC LIMIT {int(limit)}"
-
-
-_MEDIA_REGEX = f"/^({'|'.join(MEDIA)})$/"
-
-
-def result_columns(results: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """The columns of each measurement in query results (to see whether field types are known)."""
-    out: dict[str, set[str]] = {}
-    for result in results:
-        for series in _series(result):
-            out.setdefault(str(series["name"]), set()).update(series["columns"])
-    return out
-
-
-_TYPED: dict[str, Callable[[Any], Value]] = {"float": float, "integer": int, "boolean": bool}
-
-
-def reading_rows(
-    results: Sequence[Mapping[str, Any]], types: FieldTypes, limit: int
-) -> list[ReadingRow]:
-    """Rows of ``reading_statement``, merged per (time, measurement), oldest first.
-
-    Without GROUP BY, each measurement is one series in time order, and a live and a history
-    point at the same instant are neighbouring rows: merging those is a look at the last row.
-    """
-    rows: list[tuple[int, str, dict[str, Value]]] = []
-    for result in results:
-        for series in _series(result):
-            measurement = str(series["name"])
-            known = types.get(measurement, {})
-            names: list[str] = series["columns"]
-            table = list(zip(*series.get("values", []), strict=True))  # column by column
-            if not table:
-                continue
-            fields = [n for n in names if n in known]
-            columns = [_typed_column(known[n], table[names.index(n)]) for n in fields]
-            in_order = fields == sorted(fields)
-            last_ns: int | None = None
-            for time_ns, row in zip(
-                table[names.index("time")], zip(*columns, strict=True), strict=True
-            ):
-                values = {name: v for name, v in zip(fields, row, strict=True) if v is not None}
-                if not values:
-                    continue
-                if time_ns == last_ns:
-                    values = {**rows[-1][2], **values}
-                    rows[-1] = (time_ns, measurement, _sorted(values))
-                else:
-                    rows.append((time_ns, measurement, values if in_order else _sorted(values)))
-                    last_ns = time_ns
-    if sum(len(_series(r)) for r in results) > 1:
-        rows.sort(key=lambda row: (row[0], row[1]))
-    return [ReadingRow(_utc(time_ns), m, values) for time_ns, m, values in rows[:limit]]
-
-
-def _typed_column(kind: str, column: Sequence[Any]) -> Sequence[Value | None]:
-    """A column's values with their type back: JSON prints the float 95.0 as 95; strings,
-    booleans and integers arrive as such."""
-    if kind == "float":
-        return [None if v is None else float(v) for v in column]
-    typed = _TYPED.get(kind, str)
-    if all(v is None or type(v) is typed for v in column):
-        return column
-    return [None if v is None else typed(v) for v in column]
-
-
-def _sorted(values: dict[str, Value]) -> dict[str, Value]:
-    return dict(sorted(values.items()))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc(time_ns: int) -> datetime:
-    """``schema.from_ns``, by timedelta (a third of the time, for reads of many rows)."""
-    return _EPOCH + timedelta(microseconds=time_ns // 1_000)
 
 
 def raw_uplink_rows(results: Sequence[Mapping[str, Any]]) -> list[RawUplink]:

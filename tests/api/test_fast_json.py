@@ -10,7 +10,9 @@ from pydantic import TypeAdapter
 
 from api.routes.devices import device_out, field_out
 from api.schemas import DeviceOut, ReadingOut, ReadingsOut
+from decoders.core import Reading
 from storage.base import Store
+from storage.schema import to_ns
 from tests.api.conftest import T0
 from tests.storage.records import record
 
@@ -65,3 +67,37 @@ def test_device_list_shows_what_was_written_since_it_was_last_asked(client: Test
     assert [after] == TypeAdapter(list[DeviceOut]).dump_python(
         [device_out(d) for d in store.devices()], mode="json"
     )
+
+
+def test_readings_times_keep_their_microseconds_and_pages_follow_on(client: TestClient) -> None:
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    base = T0 + timedelta(days=3)
+    offsets = [timedelta(microseconds=us) for us in (0, 1, 999_999, 500_000)]
+    store.write_uplinks(
+        [
+            record(
+                "esi-1",
+                i,
+                {},
+                key=f"us-{i}",
+                extra_readings=(Reading({"energy_import_kwh": 5.0 + i}, base + offset),),
+            )
+            for i, offset in enumerate(offsets)
+        ]
+    )
+    if hasattr(store, "flush"):
+        store.flush()
+    params = {"from": base.isoformat(), "to": (base + timedelta(seconds=2)).isoformat()}
+    first = client.get("/api/v1/devices/esi-1/readings", params={**params, "limit": 3}).json()
+    assert [r["time"] for r in first["readings"]] == [
+        "2025-11-23T10:00:00Z",
+        "2025-11-23T10:00:00.000001Z",
+        "2025-11-23T10:00:00.500000Z",
+    ]
+    assert first["readings"][2]["values"] == {"energy_import_kwh": 8.0}
+    assert first["next_cursor"] == str(to_ns(base + offsets[2]))
+    rest = client.get(
+        "/api/v1/devices/esi-1/readings", params={**params, "cursor": first["next_cursor"]}
+    ).json()
+    assert [r["time"] for r in rest["readings"]] == ["2025-11-23T10:00:00.999999Z"]
+    assert (rest["truncated"], rest["next_cursor"]) == (False, None)

@@ -11,14 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
 
 from storage import StoreError
 from storage.base import RecordError
 from storage.influx import InfluxStore
+from storage.influx_http import MSGPACK, decode_body
 from storage.influx_schema import uplink_lines
 from storage.schema import from_ns
 from tests.influxd import Influxd, start_influxd
-from tests.services import fill_disk, free_port, small_disk
+from tests.services import fill_disk, free_port, serve, small_disk
 from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
@@ -631,5 +633,103 @@ def test_own_writes_kept_for_counting_stay_bounded_in_an_outage(
         assert _count(server, url) == 30
         store.delete_dead_letters([])  # counts again
         assert (store.health().uplinks, dict(store.health().dead_letters)) == (30, {"not_json": 1})
+    finally:
+        store.close()
+
+
+def _json_only_influxdb(upstream: str) -> tuple[FastAPI, list[str]]:
+    """A server in front of influxd that answers JSON whatever the Accept header asks (as
+    InfluxDB 3's /query does), or, with ``app.state.garbage``, a body that is not what its
+    Content-Type says; the Accept headers it was sent."""
+    app = FastAPI()
+    app.state.garbage = False
+    accepts: list[str] = []
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def forward(path: str, request: Request) -> Response:
+        accepts.append(request.headers.get("accept", ""))
+        if app.state.garbage and path == "query":
+            return Response(b"\xc1 not MessagePack", media_type=MSGPACK)
+        async with httpx.AsyncClient(base_url=upstream) as client:
+            answer = await client.request(
+                request.method,
+                f"/{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers={"content-type": request.headers.get("content-type", "text/plain")},
+            )
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )
+
+    return app, accepts
+
+
+def test_reads_take_messagepack_or_json_as_the_server_answers(
+    influxd: Influxd, spool_path: Path, tmp_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    direct = _open(url, spool_path)
+    app, accepts = _json_only_influxdb(influxd.base_url)
+    try:
+        direct.write_uplinks(
+            [
+                record("em-1", 0, {"energy_import_kwh": 95.0, "error_flags": 3}),
+                record("em-1", 10, {"energy_import_kwh": 96.5, "error_flags": 4}),
+            ]
+        )
+        assert direct.flush(10)
+        expected = direct.readings("em-1", at(0), at(20))
+        assert [type(r.values["energy_import_kwh"]) for r in expected] == [float, float]
+        with serve(app) as proxy:
+            host = proxy.removeprefix("http://")
+            via = InfluxStore(
+                f"influxdb://{host}/{_db(url)}", spool_path=tmp_path / "reader.db", sender=False
+            )
+            try:
+                rows = via.readings("em-1", at(0), at(20))
+                assert accepts and set(accepts) == {MSGPACK}  # asked for MessagePack, got JSON
+                assert rows == expected
+                assert type(rows[0].values["energy_import_kwh"]) is float  # JSON wrote 95
+                assert type(rows[0].values["error_flags"]) is int
+                app.state.garbage = True
+                with pytest.raises(StoreError, match="answered a body that is not") as failed:
+                    via.readings("em-1", at(0), at(20))
+                _one_line(str(failed.value))
+            finally:
+                via.close()
+    finally:
+        direct.close()
+
+
+def test_messagepack_answers_keep_floats_and_influxdb_error_messages(
+    influxd: Influxd, spool_path: Path
+) -> None:
+    url = influxd.new_database_url()
+    store = _open(url, spool_path)
+    try:
+        store.write_uplinks([record("em-1", 0, {"energy_import_kwh": 95.0, "error_flags": 3})])
+        assert store.flush(10)
+        q = "SELECT energy_import_kwh, error_flags FROM electricity"
+        response = httpx.post(
+            f"{influxd.base_url}/query",
+            data={"q": q, "db": _db(url), "epoch": "ns"},
+            headers={"Accept": MSGPACK},
+        )
+        assert response.headers["content-type"] == MSGPACK
+        answer = decode_body(response)
+        as_json = influxd.query(q, db=_db(url)).json()
+        assert answer == as_json  # the same document: 95.0 == 95
+        values = [answer, as_json]
+        kinds = [[type(v) for v in d["results"][0]["series"][0]["values"][0]] for d in values]
+        assert kinds == [[int, float, int], [int, int, int]]  # JSON prints 95.0 as 95
+        # influxd's own words, from its MessagePack error body
+        with pytest.raises(
+            StoreError, match="HTTP 400: error parsing query: found SELEC"
+        ) as failed:
+            store.target.query(store._client(), ["SELEC energy_import_kwh FROM electricity"])
+        _one_line(str(failed.value))
     finally:
         store.close()

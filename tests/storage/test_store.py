@@ -12,7 +12,7 @@ import pytest
 from decoders.core import Reading, Value
 from storage import Store, open_store
 from storage.base import UnregisteredMeter
-from storage.schema import MeterSighting, UplinkRecord, to_ns
+from storage.schema import MeterSighting, Point, UplinkRecord, to_ns
 from tests.storage.records import at, dead_letter, record
 
 pytestmark = pytest.mark.integration
@@ -174,6 +174,52 @@ def test_readings_time_range_fields_and_limit(store: Store) -> None:
     assert store.readings("em-1", at(0), at(60), fields=["volume_m3"]) == []
     assert [r.time for r in store.readings("em-1", at(0), at(60), limit=2)] == [at(0), at(10)]
     assert store.readings("em-1", at(0), at(60), limit=0) == []
+
+
+def test_reading_table_is_the_readings_as_columns(store: Store) -> None:
+    store.write_uplinks(
+        [
+            record("em-1", 10, {"energy_import_kwh": 2.0}),
+            record("em-1", 0, {"energy_import_kwh": 1.0}, key="e0"),
+            record("em-1", 0, {"volume_m3": 3.5}, medium="water", key="w0"),
+            record("em-1", 20, {"energy_import_kwh": 3.0, "alarm_tamper": True}),
+            record("em-2", 5, {"energy_import_kwh": 9.0}),
+        ]
+    )
+    table = store.reading_table("em-1", at(0), at(30))
+    # oldest first, and at one instant in the order of the measurement's name
+    assert table.times_ns.tolist() == [to_ns(at(m)) for m in (0, 0, 10, 20)]
+    assert list(table.measurements) == ["electricity", "water", "electricity", "electricity"]
+    assert [dict(v) for v in table.values] == [
+        {"energy_import_kwh": 1.0},
+        {"volume_m3": 3.5},
+        {"energy_import_kwh": 2.0},
+        {"energy_import_kwh": 3.0, "alarm_tamper": True},
+    ]
+    assert type(table.values[3]["alarm_tamper"]) is bool
+    assert table.rows() == store.readings("em-1", at(0), at(30))
+    assert [r.time for r in table.rows()] == [at(0), at(0), at(10), at(20)]
+    first = store.reading_table("em-1", at(0), at(30), limit=3)
+    assert (first.times_ns.tolist(), list(first.measurements)) == (
+        table.times_ns[:3].tolist(),
+        ["electricity", "water", "electricity"],
+    )
+    water = store.reading_table("em-1", at(0), at(30), fields=["volume_m3"])
+    assert (list(water.measurements), [dict(v) for v in water.values]) == (
+        ["water"],
+        [{"volume_m3": 3.5}],
+    )
+    assert len(store.reading_table("em-1", at(0), at(30), limit=0)) == 0
+    assert len(store.reading_table("nobody", at(0), at(30))) == 0
+
+
+def test_readings_of_a_field_name_no_struct_can_have(store: Store) -> None:
+    # written as they are (a re-decode, or another writer); read the general way
+    fields: dict[str, Value] = {"2nd_tariff_kwh": 1.5, "energy_import_kwh": 5.0}
+    store.write_points([Point("electricity", {"device": "em-1"}, fields, at(m)) for m in (0, 10)])
+    table = store.reading_table("em-1", at(0), at(20))
+    assert table.times_ns.tolist() == [to_ns(at(0)), to_ns(at(10))]
+    assert [dict(v) for v in table.values] == [fields, fields]
 
 
 def test_readings_with_meter_timestamps_are_grouped_per_time(store: Store) -> None:

@@ -557,6 +557,13 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
         raise
     stop, fatal = threading.Event(), threading.Event()
+    # The API's imports (FastAPI, pydantic, the routes: ~0.4 s of CPU) before the first uplink:
+    # run in the API's thread as ingest starts, they held the first uplinks ~0.6 s
+    # (bench/latency.py's slowest second).
+    import uvicorn  # noqa: F401
+
+    import api.main  # noqa: F401
+
     ingest.start()
     rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from lorameter.runtime import tune_gc
+from lorameter.runtime import freeze_start_up, tune_gc
 from lorameter.settings import Settings, load_settings
 from storage.redact import redact_secrets, redact_url, url_password
 
@@ -564,6 +564,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import api.main  # noqa: F401
 
+    freeze_start_up()
     ingest.start()
     rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()
@@ -643,6 +644,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    freeze_start_up()
     ingest.start()  # handlers first: a SIGTERM from now on ends the loop below
     rollup = _rollup(settings, store)
     threading.Thread(target=_progress, args=(ingest, 60, stop), daemon=True).start()

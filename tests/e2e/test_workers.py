@@ -31,17 +31,22 @@ def stored(running: Running) -> int:
         store.close()
 
 
+def two_workers(run_lorameter: Callable[..., Running], mqtt_url: str) -> Running:
+    """``lorameter ingest --workers 2``, once both workers are subscribed."""
+    running = run_lorameter("ingest", "--workers", "2", mqtt_url=mqtt_url, rollup_interval_s="0")
+    running.wait_for(
+        lambda: running.output().count("subscribed to $share/lorameter/") >= 2,
+        "both workers subscribed",
+    )
+    return running
+
+
 def test_workers_share_the_stream_and_a_killed_one_is_restarted_losing_nothing(
     tmp_path: Path, run_lorameter: Callable[..., Running]
 ) -> None:
     broker = start_mosquitto(tmp_path / "broker")
     try:
-        running = run_lorameter("ingest", "--workers", "2", mqtt_url=broker.url,
-                                rollup_interval_s="0")  # fmt: skip
-        running.wait_for(
-            lambda: running.output().count("subscribed to $share/lorameter/") >= 2,
-            "both workers subscribed",
-        )
+        running = two_workers(run_lorameter, broker.url)
         publisher = Publisher(broker.port)
         total, half = 2000, 1000
         for info in [publisher.client.publish(*uplink(n), qos=1) for n in range(half)]:
@@ -111,12 +116,7 @@ def test_workers_end_with_a_killed_supervisor(
     new supervisor's workers do not fight them for their MQTT sessions."""
     broker = start_mosquitto(tmp_path / "broker")
     try:
-        running = run_lorameter("ingest", "--workers", "2", mqtt_url=broker.url,
-                                rollup_interval_s="0")  # fmt: skip
-        running.wait_for(
-            lambda: running.output().count("subscribed to $share/lorameter/") >= 2,
-            "both workers subscribed",
-        )
+        running = two_workers(run_lorameter, broker.url)
         pids = [int(pid) for _, _, pid in STARTED.findall(running.output())]
         running.process.send_signal(signal.SIGKILL)
         running.process.wait(10)
